@@ -1,0 +1,21 @@
+//! MySQL / MariaDB client/server protocol messages.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MysqlMessage {
+    /// "handshake", "COM_QUERY", "COM_STMT_PREPARE", "COM_STMT_EXECUTE", "COM_QUIT", …
+    pub command: String,
+    pub server_version: Option<String>,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    /// "ok" or "failed" for the handshake/auth.
+    pub auth_outcome: Option<String>,
+    pub statement: Option<String>,
+    pub statement_id: Option<u32>,
+    pub error_code: Option<u16>,
+    pub sql_state: Option<String>,
+    pub error_message: Option<String>,
+    pub affected_rows: Option<u64>,
+    pub rows: Option<u64>,
+}

@@ -1,0 +1,30 @@
+//! The envelope for everything the pipeline emits. JSON carries a `type` field naming the kind.
+
+use serde::{Deserialize, Serialize};
+
+use crate::flow::Flow;
+use crate::l7::L7Record;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Record {
+    Flow(Flow),
+    L7(L7Record),
+}
+
+impl Record {
+    pub fn time(&self) -> Timestamp {
+        match self {
+            Record::Flow(f) => f.time,
+            Record::L7(r) => r.time,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Record::Flow(_) => "flow",
+            Record::L7(_) => "l7",
+        }
+    }
+}
