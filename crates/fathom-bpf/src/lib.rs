@@ -1,1 +1,5 @@
+//! Fathom's kernel side from user space: the BPF skeletons built from `bpf/`, the ABI mirror,
+//! the feature probe, loading and attaching, and the ringbuf readers.
 
+pub mod abi;
+pub mod skel;
