@@ -461,7 +461,7 @@ static __always_inline int handle(struct __sk_buff *skb, int ingress)
 		if (!(flags & FATHOM_IFACE_COUNT_EGRESS))
 			return TC_ACT_UNSPEC;
 		__u32 in = skb->ingress_ifindex;
-		if (in && in != ifindex && bpf_map_lookup_elem(&watched_ifaces, &in)) {
+		if (in && bpf_map_lookup_elem(&watched_ifaces, &in)) {
 			bump(&counters, FATHOM_CNT_DUP_SKIPPED);
 			return TC_ACT_UNSPEC;
 		}
@@ -485,13 +485,13 @@ static __always_inline int handle(struct __sk_buff *skb, int ingress)
 	return TC_ACT_UNSPEC;
 }
 
-SEC("tc")
+SEC("tcx/ingress")
 int flow_ingress(struct __sk_buff *skb)
 {
 	return handle(skb, 1);
 }
 
-SEC("tc")
+SEC("tcx/egress")
 int flow_egress(struct __sk_buff *skb)
 {
 	return handle(skb, 0);

@@ -2,4 +2,12 @@
 //! the feature probe, loading and attaching, and the ringbuf readers.
 
 pub mod abi;
+pub mod error;
+pub mod events;
+pub mod features;
+pub mod flowtable;
+pub mod sensors;
 pub mod skel;
+pub mod tc;
+
+pub use error::BpfError;
