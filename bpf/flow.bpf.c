@@ -387,13 +387,21 @@ static __always_inline void account(struct __sk_buff *skb, struct pkt *p)
 	__u64 now = bpf_ktime_get_boot_ns();
 	int created = 0;
 	struct fathom_flow_value *v = bpf_map_lookup_elem(&flows, &key);
+	/* A SYN on the tuple of a flow that already ended is a new connection reusing the ports
+	 * (user space keeps ended entries for a moment to absorb late ACKs): start afresh. */
+	__u64 update_flags = BPF_NOEXIST;
+	if (v && p->proto == IPPROTO_TCP && (p->tcp_flags & 0x12) == 0x02 &&
+	    (v->state & FATHOM_FLOW_END_SENT)) {
+		v = 0;
+		update_flags = BPF_ANY;
+	}
 	if (!v) {
 		struct fathom_flow_value nv = {};
 		nv.first_seen_ns = now;
 		nv.last_seen_ns = now;
 		nv.ifindex = skb->ifindex;
 		nv.initiator = sender_is_initiator(p) ? dir : !dir;
-		if (bpf_map_update_elem(&flows, &key, &nv, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&flows, &key, &nv, update_flags) == 0)
 			created = 1; /* else another CPU created it first: use theirs */
 		v = bpf_map_lookup_elem(&flows, &key);
 		if (!v) {

@@ -1,1 +1,18 @@
+//! The Fathom node agent: kernel events → attribution and flow assembly → enrichment → the
+//! live hub and the local API.
 
+pub mod api;
+pub mod assembly;
+pub mod attribution;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod hub;
+pub mod interfaces;
+pub mod inventory;
+pub mod kernel;
+pub mod pipeline;
+pub mod run;
+pub mod status;
+
+pub use config::AgentConfig;

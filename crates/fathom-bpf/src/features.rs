@@ -61,6 +61,33 @@ fn unescape_mount_path(p: &str) -> String {
     p.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
+/// Mount tracefs (classic tracepoints are found through it) and bpffs (pinning) where they are
+/// missing. Returns what was done, for the log; failures are reported, not fatal: the probe
+/// that follows says what cannot work without them.
+pub fn ensure_mounts() -> Vec<String> {
+    let mut done = Vec::new();
+    let wanted = [("tracefs", "/sys/kernel/tracing"), ("bpf", "/sys/fs/bpf")];
+    for (fstype, target) in wanted {
+        if mount_of_type(fstype).is_some() {
+            continue;
+        }
+        let (Ok(src), Ok(tgt), Ok(ty)) =
+            (std::ffi::CString::new(fstype), std::ffi::CString::new(target), std::ffi::CString::new(fstype))
+        else {
+            continue;
+        };
+        let _ = std::fs::create_dir_all(target);
+        // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
+        let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+        if rc == 0 {
+            done.push(format!("mounted {fstype} on {target}"));
+        } else {
+            done.push(format!("could not mount {fstype} on {target}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    done
+}
+
 fn libc_path() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines()

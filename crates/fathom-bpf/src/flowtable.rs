@@ -1,6 +1,7 @@
 //! Reading and pruning the kernel flow table from user space (idle expiry, final counters).
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
+pub use libbpf_rs::MapHandle;
+use libbpf_rs::{MapCore, MapFlags};
 
 use crate::abi::{FlowKeyRaw, FlowValueRaw, Pod};
 

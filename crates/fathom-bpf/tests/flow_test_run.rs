@@ -392,3 +392,20 @@ fn loopback_ingress_is_not_counted_when_flags_say_egress_only() {
     s.test_run_flow(false, &pkt, 1).unwrap();
     assert_eq!(flows(&s).len(), 1);
 }
+
+#[test]
+fn syn_after_end_starts_a_new_flow_on_the_same_tuple() {
+    let s = sensors();
+    run(&s, &tcp4(true, "S", 1, &[]));
+    run(&s, &tcp4(false, "RA", 0, &[]));
+    run(&s, &tcp4(true, "A", 2, &[])); // late packet of the old connection: same flow
+    let (_, v, c) = only_flow(&s, IpAddr::from(C4), 40000);
+    assert_eq!(v.packets[c], 2);
+    run(&s, &tcp4(true, "S", 100, &[])); // new connection, same ports
+    let (_, v, c) = only_flow(&s, IpAddr::from(C4), 40000);
+    assert_eq!(v.packets[c], 1);
+    assert_eq!(v.state, 0);
+    assert_eq!(counter(&s, Counter::FlowsCreated), 2);
+    let starts = events(&s).iter().filter(|e| matches!(e, KernelEvent::FlowStart(_))).count();
+    assert_eq!(starts, 2);
+}

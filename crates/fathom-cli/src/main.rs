@@ -1,1 +1,144 @@
-fn main() {}
+//! `fathom`: the agent and the verbs that talk to it.
+
+mod observe;
+mod output;
+mod status;
+mod timearg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use fathom_agent::interfaces::AttachMode;
+use fathom_agent::AgentConfig;
+
+#[derive(Parser)]
+#[command(name = "fathom", version, about = "eBPF network observability and security for Linux and Kubernetes")]
+struct Cli {
+    /// Log level for the agent's own messages (error, warn, info, debug, trace).
+    #[arg(long, global = true, env = "FATHOM_LOG", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node agent: load the BPF programs, assemble flows, serve the local API.
+    Agent(AgentArgs),
+    /// Show flows from the agent: the recent ones, or follow them live (-f).
+    Observe(observe::ObserveArgs),
+    /// Programs, maps, attach points, counters, lost events and the kernel feature probe.
+    Status(status::StatusArgs),
+    /// Network-namespace "pods" on this machine for demos and tests.
+    Lab {
+        #[command(subcommand)]
+        cmd: fathom_lab::LabCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// YAML config file (flags and FATHOM_* variables override it).
+    #[arg(long, short = 'c', env = "FATHOM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Unix socket for the local API.
+    #[arg(long, env = "FATHOM_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Which interfaces to account on: auto (all up interfaces, bridges excluded, plus lab pods),
+    /// lab (only lab pods), none (only --interface).
+    #[arg(long, env = "FATHOM_ATTACH")]
+    attach: Option<AttachMode>,
+    /// Also attach to this interface (repeatable).
+    #[arg(long = "interface", short = 'i')]
+    interfaces: Vec<String>,
+    /// Never attach to this interface (repeatable).
+    #[arg(long = "exclude-interface")]
+    exclude_interfaces: Vec<String>,
+    /// Kernel flow table size (LRU entries).
+    #[arg(long, env = "FATHOM_FLOW_TABLE_ENTRIES")]
+    flow_table_entries: Option<u32>,
+    /// End a UDP/ICMP flow after this long without packets (e.g. 30s).
+    #[arg(long, env = "FATHOM_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// End a TCP flow after this long without packets.
+    #[arg(long, env = "FATHOM_TCP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    tcp_idle_timeout: Option<Duration>,
+    /// Publish an update of a live flow this often (0s: never).
+    #[arg(long, env = "FATHOM_UPDATE_INTERVAL", value_parser = humantime::parse_duration)]
+    update_interval: Option<Duration>,
+    /// Wait this long after a TCP end before publishing it (late ACKs, close statistics).
+    #[arg(long, env = "FATHOM_END_LINGER", value_parser = humantime::parse_duration)]
+    end_linger: Option<Duration>,
+    /// Node name on records (default: host name).
+    #[arg(long, env = "FATHOM_NODE")]
+    node: Option<String>,
+}
+
+impl AgentArgs {
+    fn into_config(self) -> anyhow::Result<AgentConfig> {
+        let mut c = match &self.config {
+            Some(p) => AgentConfig::from_file(p)?,
+            None => AgentConfig::default(),
+        };
+        if let Some(v) = self.socket {
+            c.socket = v;
+        }
+        if let Some(v) = self.attach {
+            c.attach = v;
+        }
+        c.interfaces.extend(self.interfaces);
+        c.exclude_interfaces.extend(self.exclude_interfaces);
+        if let Some(v) = self.flow_table_entries {
+            c.flow_table_entries = v;
+        }
+        if let Some(v) = self.idle_timeout {
+            c.idle_timeout = v;
+        }
+        if let Some(v) = self.tcp_idle_timeout {
+            c.tcp_idle_timeout = v;
+        }
+        if let Some(v) = self.update_interval {
+            c.update_interval = v;
+        }
+        if let Some(v) = self.end_linger {
+            c.end_linger = v;
+        }
+        if self.node.is_some() {
+            c.node = self.node;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},libbpf=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<i32> = match cli.cmd {
+        Command::Agent(args) => {
+            init_logging(&cli.log_level);
+            args.into_config().and_then(|cfg| runtime()?.block_on(fathom_agent::run::run(cfg))).map(|()| 0)
+        }
+        Command::Observe(args) => runtime().and_then(|rt| rt.block_on(observe::run(args))),
+        Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
+        Command::Lab { cmd } => fathom_lab::run(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("fathom: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

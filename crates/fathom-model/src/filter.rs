@@ -3,11 +3,14 @@
 //! as in `hubble observe`.
 
 use ipnet::IpNet;
+
+/// A CIDR as given on a command line (an IP alone is a /32 or /128).
+pub type IpNetArg = IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::flow::{Endpoint, Flow, L4Protocol};
+use crate::flow::{Endpoint, Flow, FlowEvent, L4Protocol};
 use crate::record::Record;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -155,6 +158,9 @@ pub struct FlowFilter {
     /// Record types ("flow", "l7").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub r#type: Vec<String>,
+    /// Flow record events (start, update, end); other record types pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event: Vec<FlowEvent>,
 }
 
 fn any_or_empty<T>(items: &[T], f: impl Fn(&T) -> bool) -> bool {
@@ -181,6 +187,7 @@ impl FlowFilter {
 
     pub fn matches_flow(&self, f: &Flow) -> bool {
         self.endpoints_match(&f.source, &f.destination)
+            && any_or_empty(&self.event, |e| *e == f.event)
             && any_or_empty(&self.protocol, |p| *p == f.l4.protocol)
             && any_or_empty(&self.comm, |c| {
                 [&f.process, &f.destination_process]

@@ -17,5 +17,10 @@ pub struct MysqlMessage {
     pub sql_state: Option<String>,
     pub error_message: Option<String>,
     pub affected_rows: Option<u64>,
+    /// Rows of the result set(s).
     pub rows: Option<u64>,
+    /// Columns of the (first) result set.
+    pub columns: Option<u64>,
+    /// Authentication plugin of the handshake (after any auth switch).
+    pub auth_plugin: Option<String>,
 }

@@ -19,5 +19,12 @@ pub struct PostgresMessage {
     /// SQLSTATE code from ErrorResponse.
     pub error_code: Option<String>,
     pub error_message: Option<String>,
+    /// DataRow messages returned.
     pub rows: Option<u64>,
+    /// Authentication method the server asked for first ("SASL", "MD5Password", …).
+    pub auth_method: Option<String>,
+    /// Rows affected by INSERT/UPDATE/DELETE/MERGE/COPY, summed over the command tags.
+    pub affected_rows: Option<u64>,
+    /// LISTEN/NOTIFY channel of a notification message.
+    pub channel: Option<String>,
 }

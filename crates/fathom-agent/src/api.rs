@@ -1,0 +1,109 @@
+//! The agent's local API: HTTP/1.1 over a unix socket (mode 0600, so only root and whoever
+//! root lets in can watch the node's traffic). Observe answers with newline-delimited JSON so
+//! that a follow stream and a bounded query read the same way.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use fathom_model::{FlowFilter, Timestamp};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::hub::{Hub, RecentQuery};
+use crate::status::StatusSource;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ObserveRequest {
+    #[serde(default)]
+    pub filter: FlowFilter,
+    pub last: Option<usize>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub hub: Arc<Hub>,
+    pub status: Arc<dyn StatusSource>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/health", get(|| async { "ok\n" }))
+        .route("/v1/status", get(status))
+        .route("/v1/observe", post(observe))
+        .with_state(state)
+}
+
+async fn status(State(s): State<ApiState>) -> impl IntoResponse {
+    Json(s.status.status())
+}
+
+fn line(v: &impl Serialize) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+async fn observe(State(s): State<ApiState>, Json(req): Json<ObserveRequest>) -> Response {
+    if let (Some(a), Some(b)) = (req.since, req.until) {
+        if a > b {
+            return (StatusCode::BAD_REQUEST, "since is after until\n").into_response();
+        }
+    }
+    // Subscribe before reading the ring so nothing published in between is missed; the ring's
+    // high-water sequence number tells the live part what it may skip.
+    let rx = req.follow.then(|| s.hub.subscribe());
+    let q = RecentQuery { last: req.last, since: req.since, until: req.until };
+    let (recent, high) = s.hub.recent(&req.filter, &q);
+    let head = futures_util::stream::iter(recent.into_iter().map(|p| Ok::<_, Infallible>(line(&*p.record))));
+    let ndjson = [(header::CONTENT_TYPE, "application/x-ndjson")];
+    let Some(rx) = rx else {
+        return (ndjson, Body::from_stream(head)).into_response();
+    };
+    let filter = req.filter;
+    let until = req.until;
+    let live = BroadcastStream::new(rx).filter_map(move |item| {
+        let out = match item {
+            Ok(p) if p.seq > high && filter.matches(&p.record) && until.is_none_or(|u| p.record.time() <= u) => {
+                Some(Ok(line(&*p.record)))
+            }
+            Ok(_) => None,
+            Err(BroadcastStreamRecvError::Lagged(n)) => {
+                // The reader fell behind: say so in-band rather than silently skipping.
+                Some(Ok(line(&serde_json::json!({"type": "lost", "records": n}))))
+            }
+        };
+        std::future::ready(out)
+    });
+    (ndjson, Body::from_stream(head.chain(live))).into_response()
+}
+
+/// Bind the unix socket: remove a stale one (nobody answering), refuse if an agent is live.
+pub async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!("another agent is serving {} (stop it first, or pass --socket)", path.display());
+        }
+        std::fs::remove_file(path)?;
+    }
+    let l = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}

@@ -1,0 +1,115 @@
+//! Agent configuration. Precedence: flags > FATHOM_* environment (both via clap in the CLI) >
+//! config file > defaults. Defaults work with no file at all.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::client::DEFAULT_SOCKET;
+use crate::interfaces::AttachMode;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Unix socket of the local API.
+    pub socket: PathBuf,
+    pub attach: AttachMode,
+    /// Interfaces to attach to in addition to what `attach` selects.
+    pub interfaces: Vec<String>,
+    pub exclude_interfaces: Vec<String>,
+    /// Kernel flow table entries (LRU).
+    pub flow_table_entries: u32,
+    /// Records kept in memory for `observe --last/--since`.
+    pub hub_capacity: usize,
+    /// Kernel events queued between the ringbuf reader and the pipeline.
+    pub event_queue: usize,
+    #[serde(with = "humantime_serde")]
+    pub end_linger: Duration,
+    #[serde(with = "humantime_serde")]
+    pub tcp_idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub update_interval: Duration,
+    /// Node name on records; default: the host name.
+    pub node: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            attach: AttachMode::Auto,
+            interfaces: Vec::new(),
+            exclude_interfaces: Vec::new(),
+            flow_table_entries: 65536,
+            hub_capacity: 100_000,
+            event_queue: 65536,
+            end_linger: Duration::from_secs(1),
+            tcp_idle_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(30),
+            update_interval: Duration::from_secs(30),
+            node: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {source}")]
+    Parse { path: PathBuf, source: serde_norway::Error },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl AgentConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let cfg: AgentConfig =
+            serde_norway::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.flow_table_entries < 1024 {
+            return Err(ConfigError::Invalid(format!("flow_table_entries {} is below the minimum 1024", self.flow_table_entries)));
+        }
+        if self.hub_capacity == 0 || self.event_queue == 0 {
+            return Err(ConfigError::Invalid("hub_capacity and event_queue must be at least 1".into()));
+        }
+        if self.end_linger > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid("end_linger above 60s would hold every TCP end back".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_unknown_fields() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.yaml");
+        std::fs::write(&p, "attach: lab\nidle_timeout: 5s\nflow_table_entries: 4096\n").unwrap();
+        let c = AgentConfig::from_file(&p).unwrap();
+        assert_eq!(c.attach, AttachMode::Lab);
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.flow_table_entries, 4096);
+        assert_eq!(c.tcp_idle_timeout, AgentConfig::default().tcp_idle_timeout);
+
+        std::fs::write(&p, "atach: lab\n").unwrap();
+        let e = AgentConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("unknown field `atach`"), "{e}");
+        std::fs::write(&p, "flow_table_entries: 10\n").unwrap();
+        let e = AgentConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("below the minimum 1024"), "{e}");
+        std::fs::write(&p, "idle_timeout: soon\n").unwrap();
+        assert!(AgentConfig::from_file(&p).is_err());
+    }
+}

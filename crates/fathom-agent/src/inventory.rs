@@ -1,0 +1,115 @@
+//! Who is who on this node: pod endpoints by IP and by cgroup, from the lab's state files
+//! (and, later, the Kubernetes API or a static file). Rebuilt wholesale on refresh: the
+//! sources are small and a consistent snapshot is simpler than incremental edits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use fathom_model::Endpoint;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ips: Vec<IpAddr>,
+    pub cgroup_id: u64,
+    pub host_ifname: String,
+    pub host_ifindex: u32,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Inventory {
+    by_ip: HashMap<IpAddr, Arc<PodInfo>>,
+    by_cgroup: HashMap<u64, Arc<PodInfo>>,
+    pods: Vec<Arc<PodInfo>>,
+}
+
+impl Inventory {
+    pub fn from_pods(pods: Vec<PodInfo>) -> Self {
+        let mut inv = Inventory::default();
+        for p in pods {
+            let p = Arc::new(p);
+            for ip in &p.ips {
+                inv.by_ip.insert(*ip, Arc::clone(&p));
+            }
+            if p.cgroup_id != 0 {
+                inv.by_cgroup.insert(p.cgroup_id, Arc::clone(&p));
+            }
+            inv.pods.push(p);
+        }
+        inv
+    }
+
+    /// Every running lab's pods. A lab whose state cannot be read is skipped with a warning:
+    /// one broken file must not blind the agent to the others.
+    pub fn from_labs() -> Self {
+        let labs = match fathom_lab::list_labs() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("reading lab inventory: {e}");
+                return Inventory::default();
+            }
+        };
+        let pods = labs
+            .iter()
+            .flat_map(|lab| lab.pods.iter())
+            .map(|p| PodInfo {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                labels: p.labels.clone().into_iter().collect(),
+                ips: vec![IpAddr::V4(p.ipv4), IpAddr::V6(p.ipv6)],
+                cgroup_id: p.cgroup_id,
+                host_ifname: p.host_veth.clone(),
+                host_ifindex: p.host_ifindex,
+            })
+            .collect();
+        Inventory::from_pods(pods)
+    }
+
+    pub fn pods(&self) -> &[Arc<PodInfo>] {
+        &self.pods
+    }
+
+    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Arc<PodInfo>> {
+        self.by_ip.get(&ip)
+    }
+
+    pub fn pod_by_cgroup(&self, id: u64) -> Option<&Arc<PodInfo>> {
+        self.by_cgroup.get(&id)
+    }
+
+    pub fn endpoint(&self, ip: IpAddr, port: u16) -> Endpoint {
+        let mut ep = Endpoint::new(ip, port);
+        if let Some(p) = self.pod_by_ip(ip) {
+            ep.pod = Some(p.name.clone());
+            ep.namespace = Some(p.namespace.clone());
+            ep.labels = p.labels.clone();
+        }
+        ep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_get_pod_identity_by_ip() {
+        let inv = Inventory::from_pods(vec![PodInfo {
+            namespace: "x".into(),
+            name: "a".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            ips: vec!["10.213.0.10".parse().unwrap(), "fd66::10".parse().unwrap()],
+            cgroup_id: 99,
+            host_ifname: "fhabc000".into(),
+            host_ifindex: 12,
+        }]);
+        let ep = inv.endpoint("fd66::10".parse().unwrap(), 80);
+        assert_eq!(ep.pod_name().as_deref(), Some("x/a"));
+        assert_eq!(ep.labels.get("app").map(String::as_str), Some("web"));
+        assert_eq!(inv.pod_by_cgroup(99).map(|p| p.name.as_str()), Some("a"));
+        assert!(inv.endpoint("10.0.0.1".parse().unwrap(), 1).pod.is_none());
+    }
+}

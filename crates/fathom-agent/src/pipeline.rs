@@ -1,0 +1,225 @@
+//! The pipeline thread: kernel events in (decoded), flow records out to the hub. It owns the
+//! user-space state that joins the kernel's views: socket attribution, the process table, the
+//! pod inventory, and the flow assembler that reconciles with the kernel flow table each tick.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fathom_bpf::events::KernelEvent;
+use fathom_bpf::flowtable;
+use fathom_enrich::Enricher;
+use fathom_model::Record;
+use fathom_bpf::flowtable::MapHandle;
+
+use crate::assembly::{AssemblyConfig, AssemblyStats, Context, FlowAssembler};
+use crate::attribution::Attribution;
+use crate::clock::{boot_ns, BootClock};
+use crate::hub::Hub;
+use crate::interfaces::host_interfaces;
+use crate::inventory::Inventory;
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub assembly: AssemblyConfig,
+    /// How often the kernel flow table is reconciled.
+    pub tick: Duration,
+    pub attribution_ttl: Duration,
+    pub attribution_max: usize,
+    pub inventory_refresh: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            assembly: AssemblyConfig::default(),
+            tick: Duration::from_millis(500),
+            attribution_ttl: Duration::from_secs(120),
+            attribution_max: 262_144,
+            inventory_refresh: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PipelineStats {
+    pub events: BTreeMap<&'static str, u64>,
+    pub flows: AssemblyStats,
+    pub attribution_entries: usize,
+    pub attribution_evicted: u64,
+    pub kernel_table_entries: usize,
+    pub pods: usize,
+}
+
+pub fn start(
+    cfg: PipelineConfig,
+    rx: Receiver<KernelEvent>,
+    table: MapHandle,
+    hub: Arc<Hub>,
+    enricher: Option<Arc<Enricher>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<PipelineStats>>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("fathom-pipeline".into()).spawn(move || {
+        let mut p = Pipeline {
+            assembler: FlowAssembler::new(cfg.assembly.clone()),
+            attribution: Attribution::new(cfg.attribution_ttl, cfg.attribution_max),
+            inventory: Inventory::from_labs(),
+            ifnames: BTreeMap::new(),
+            clock: BootClock::new(),
+            enricher,
+            hub,
+            counts: BTreeMap::new(),
+        };
+        p.refresh_names();
+        let mut next_tick = Instant::now() + cfg.tick;
+        let mut next_refresh = Instant::now() + cfg.inventory_refresh;
+        while !stop.load(Ordering::Relaxed) {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(ev) => {
+                    p.handle(ev);
+                    // Drain a burst before looking at the clock again.
+                    for ev in rx.try_iter().take(4096) {
+                        p.handle(ev);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= next_refresh {
+                p.inventory = Inventory::from_labs();
+                p.refresh_names();
+                p.attribution.expire(now);
+                if let Some(e) = &p.enricher {
+                    e.expire();
+                }
+                next_refresh = now + cfg.inventory_refresh;
+            }
+            if now >= next_tick {
+                let snapshot = flowtable::snapshot(&table);
+                let table_len = snapshot.len();
+                p.tick(&snapshot, &table);
+                next_tick = now + cfg.tick;
+                if let Ok(mut s) = stats.lock() {
+                    s.events = p.counts.clone();
+                    s.flows = p.assembler.stats;
+                    s.attribution_entries = p.attribution.len();
+                    s.attribution_evicted = p.attribution.evicted;
+                    s.kernel_table_entries = table_len;
+                    s.pods = p.inventory.pods().len();
+                }
+            }
+        }
+        // Events still queued belong to flows that exist: account for them, then close all.
+        for ev in rx.try_iter() {
+            p.handle(ev);
+        }
+        p.shutdown();
+    })
+}
+
+struct Pipeline {
+    assembler: FlowAssembler,
+    attribution: Attribution,
+    inventory: Inventory,
+    ifnames: BTreeMap<u32, String>,
+    clock: BootClock,
+    enricher: Option<Arc<Enricher>>,
+    hub: Arc<Hub>,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl Pipeline {
+    fn refresh_names(&mut self) {
+        self.ifnames = host_interfaces(Path::new("/sys/class/net")).into_iter().map(|(n, i)| (i, n)).collect();
+    }
+
+    fn count(&mut self, what: &'static str) {
+        *self.counts.entry(what).or_default() += 1;
+    }
+
+    fn handle(&mut self, ev: KernelEvent) {
+        let mut out = Vec::new();
+        match ev {
+            KernelEvent::FlowStart(d) => {
+                self.count("flow_start");
+                let names = &self.ifnames;
+                let ifname = |i: u32| names.get(&i).cloned();
+                let ctx = Context {
+                    attribution: &self.attribution,
+                    inventory: &self.inventory,
+                    enricher: self.enricher.as_deref(),
+                    clock: &self.clock,
+                    ifname: &ifname,
+                };
+                self.assembler.on_start(d.key, d.value, &ctx, &mut out);
+            }
+            KernelEvent::FlowEnd(d, kind) => {
+                self.count("flow_end");
+                self.assembler.on_end(d.key, d.value, kind, boot_ns());
+            }
+            KernelEvent::Sock(s) => {
+                self.count(match s.kind {
+                    fathom_bpf::events::SockEventKind::Connect => "sock_connect",
+                    fathom_bpf::events::SockEventKind::Accept => "sock_accept",
+                    fathom_bpf::events::SockEventKind::Close => "sock_close",
+                    fathom_bpf::events::SockEventKind::Tuple => "sock_tuple",
+                });
+                tracing::trace!(?s, "socket event");
+                self.attribution.on_sock_event(&s, Instant::now());
+            }
+            KernelEvent::Proc(p) => {
+                self.count(if p.exec { "proc_exec" } else { "proc_exit" });
+                if let Some(e) = &self.enricher {
+                    if p.exec {
+                        e.on_exec(p.pid, p.ppid, &p.comm, &p.filename, Some(p.cgroup_id));
+                    } else {
+                        e.on_exit(p.pid);
+                    }
+                }
+            }
+        }
+        for f in out {
+            self.hub.publish(Record::Flow(f));
+        }
+    }
+
+    fn tick(&mut self, snapshot: &[(fathom_bpf::abi::FlowKeyRaw, fathom_bpf::abi::FlowValueRaw)], table: &MapHandle) {
+        let names = &self.ifnames;
+        let ifname = |i: u32| names.get(&i).cloned();
+        let ctx = Context {
+            attribution: &self.attribution,
+            inventory: &self.inventory,
+            enricher: self.enricher.as_deref(),
+            clock: &self.clock,
+            ifname: &ifname,
+        };
+        let outcome = self.assembler.tick(snapshot, boot_ns(), &ctx);
+        for k in &outcome.delete {
+            flowtable::remove(table, k);
+        }
+        for f in outcome.records {
+            self.hub.publish(Record::Flow(f));
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let names = &self.ifnames;
+        let ifname = |i: u32| names.get(&i).cloned();
+        let ctx = Context {
+            attribution: &self.attribution,
+            inventory: &self.inventory,
+            enricher: self.enricher.as_deref(),
+            clock: &self.clock,
+            ifname: &ifname,
+        };
+        for f in self.assembler.shutdown(&ctx) {
+            self.hub.publish(Record::Flow(f));
+        }
+    }
+}

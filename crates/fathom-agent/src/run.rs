@@ -1,0 +1,110 @@
+//! `fathom agent`: load and attach, run the pipeline, serve the API, detach cleanly on SIGINT
+//! or SIGTERM.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fathom_bpf::features;
+use fathom_bpf::sensors::SensorConfig;
+use fathom_enrich::{Enricher, EnricherConfig};
+
+use crate::api::{self, ApiState};
+use crate::assembly::{hostname, AssemblyConfig};
+use crate::config::AgentConfig;
+use crate::hub::Hub;
+use crate::kernel::{self, KernelConfig, KernelShared};
+use crate::pipeline::{self, PipelineConfig, PipelineStats};
+use crate::status::LiveStatus;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+    cfg.validate()?;
+    if !is_root() {
+        anyhow::bail!("fathom agent must run as root (it loads BPF programs: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
+    }
+    let node = cfg.node.clone().unwrap_or_else(hostname);
+    for line in features::ensure_mounts() {
+        tracing::info!("{line}");
+    }
+    let report = features::probe();
+    for line in features::describe_missing(&report) {
+        tracing::warn!("{line}");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(KernelShared::default());
+    let (tx, rx) = sync_channel(cfg.event_queue);
+    let kcfg = KernelConfig {
+        sensors: SensorConfig { flow_table_entries: cfg.flow_table_entries, ..Default::default() },
+        attach: cfg.attach,
+        interfaces: cfg.interfaces.clone(),
+        exclude_interfaces: cfg.exclude_interfaces.clone(),
+        resync_interval: Duration::from_secs(1),
+    };
+    let kt = kernel::start(kcfg, report.clone(), tx, Arc::clone(&stop), Arc::clone(&shared))
+        .context("loading Fathom's BPF programs")?;
+
+    // After the exec/exit probes are attached, so no process falls between scan and events.
+    let enricher = match Enricher::new(EnricherConfig::default()) {
+        Ok(e) => Some(Arc::new(e)),
+        Err(e) => {
+            tracing::warn!("process table unavailable ({e}): records carry only what the kernel reports");
+            None
+        }
+    };
+
+    let hub = Hub::new(cfg.hub_capacity);
+    let pstats = Arc::new(Mutex::new(PipelineStats::default()));
+    let pcfg = PipelineConfig {
+        assembly: AssemblyConfig {
+            end_linger: cfg.end_linger,
+            tcp_idle_timeout: cfg.tcp_idle_timeout,
+            other_idle_timeout: cfg.idle_timeout,
+            update_interval: cfg.update_interval,
+            node: node.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pt = pipeline::start(pcfg, rx, kt.flow_table, Arc::clone(&hub), enricher, Arc::clone(&stop), Arc::clone(&pstats))?;
+
+    let listener = api::bind(&cfg.socket).await?;
+    let status = LiveStatus {
+        started: Instant::now(),
+        node,
+        socket: cfg.socket.display().to_string(),
+        features: report,
+        kernel: Arc::clone(&shared),
+        pipeline: pstats,
+        hub: Arc::clone(&hub),
+    };
+    let app = api::router(ApiState { hub, status: Arc::new(status) });
+    tracing::info!(socket = %cfg.socket.display(), "agent ready");
+    eprintln!("fathom agent: ready, API on {} (fathom observe -f to watch flows)", cfg.socket.display());
+
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+        }
+        tracing::info!("stopping");
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+
+    stop.store(true, Ordering::Relaxed);
+    let _ = std::fs::remove_file(&cfg.socket);
+    let k = tokio::task::spawn_blocking(move || (kt.handle.join(), pt.join())).await;
+    if let Ok((Err(_), _) | (_, Err(_))) = k {
+        tracing::error!("a worker thread panicked during shutdown");
+    }
+    eprintln!("fathom agent: stopped, programs detached");
+    served.context("serving the API")
+}

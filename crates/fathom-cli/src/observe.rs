@@ -1,0 +1,125 @@
+//! `fathom observe`: hubble-like filters over the agent's flows.
+
+use std::path::PathBuf;
+
+use fathom_agent::api::ObserveRequest;
+use fathom_agent::client::{AgentClient, StreamItem, DEFAULT_SOCKET};
+use fathom_model::filter::{parse_cidr, parse_protocol, LabelSelector};
+use fathom_model::{FlowEvent, FlowFilter, PodSelector, Timestamp};
+
+use crate::output::{Format, Printer};
+use crate::timearg::parse_time_arg;
+
+fn parse_event(s: &str) -> Result<FlowEvent, String> {
+    match s {
+        "start" => Ok(FlowEvent::Start),
+        "update" => Ok(FlowEvent::Update),
+        "end" => Ok(FlowEvent::End),
+        _ => Err(format!("bad event {s:?}: expected start, update or end")),
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ObserveArgs {
+    #[arg(long, env = "FATHOM_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Only the last N matching records.
+    #[arg(long)]
+    last: Option<usize>,
+    /// Keep streaming new records.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Records from this time on: a duration back from now (2h) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_time_arg)]
+    since: Option<Timestamp>,
+    /// Records up to this time (same forms as --since).
+    #[arg(long, value_parser = parse_time_arg)]
+    until: Option<Timestamp>,
+    /// Either side is this pod: [namespace/]pod, namespace/ or a name prefix ending in *.
+    #[arg(long, value_parser = |s: &str| s.parse::<PodSelector>().map_err(|e| e.to_string()))]
+    pod: Vec<PodSelector>,
+    #[arg(long, value_parser = |s: &str| s.parse::<PodSelector>().map_err(|e| e.to_string()))]
+    from_pod: Vec<PodSelector>,
+    #[arg(long, value_parser = |s: &str| s.parse::<PodSelector>().map_err(|e| e.to_string()))]
+    to_pod: Vec<PodSelector>,
+    /// Either side's address is in this CIDR (or is this IP).
+    #[arg(long, value_parser = |s: &str| parse_cidr(s).map_err(|e| e.to_string()))]
+    ip: Vec<fathom_model::filter::IpNetArg>,
+    #[arg(long, value_parser = |s: &str| parse_cidr(s).map_err(|e| e.to_string()))]
+    from_ip: Vec<fathom_model::filter::IpNetArg>,
+    #[arg(long, value_parser = |s: &str| parse_cidr(s).map_err(|e| e.to_string()))]
+    to_ip: Vec<fathom_model::filter::IpNetArg>,
+    /// Either side's port.
+    #[arg(long)]
+    port: Vec<u16>,
+    /// tcp, udp, icmp, icmpv6, sctp.
+    #[arg(long, value_parser = |s: &str| parse_protocol(s).map_err(|e| e.to_string()))]
+    protocol: Vec<fathom_model::L4Protocol>,
+    /// Either side's pod has this label (key=value or key); repeat to require several.
+    #[arg(long, value_parser = |s: &str| s.parse::<LabelSelector>().map_err(|e| e.to_string()))]
+    label: Vec<LabelSelector>,
+    /// A process on either side has this command name.
+    #[arg(long)]
+    comm: Vec<String>,
+    /// Flow events to show: start, update, end.
+    #[arg(long, value_parser = parse_event)]
+    event: Vec<FlowEvent>,
+    /// Record types: flow, l7.
+    #[arg(long = "type")]
+    types: Vec<String>,
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    output: Format,
+}
+
+impl ObserveArgs {
+    pub fn request(&self) -> ObserveRequest {
+        ObserveRequest {
+            filter: FlowFilter {
+                pod: self.pod.clone(),
+                from_pod: self.from_pod.clone(),
+                to_pod: self.to_pod.clone(),
+                ip: self.ip.clone(),
+                from_ip: self.from_ip.clone(),
+                to_ip: self.to_ip.clone(),
+                port: self.port.clone(),
+                protocol: self.protocol.clone(),
+                label: self.label.clone(),
+                comm: self.comm.clone(),
+                r#type: self.types.clone(),
+                event: self.event.clone(),
+            },
+            last: self.last,
+            since: self.since,
+            until: self.until,
+            follow: self.follow,
+        }
+    }
+}
+
+pub async fn run(args: ObserveArgs) -> anyhow::Result<i32> {
+    let req = args.request();
+    let client = AgentClient::new(&args.socket);
+    let stdout = std::io::stdout();
+    let mut printer = Printer::new(stdout.lock(), args.output, args.follow);
+    let mut io_err = None;
+    client
+        .observe(&req, |item| {
+            let r = match item {
+                StreamItem::Record(r) => printer.record(&r),
+                StreamItem::Notice(v) => printer.notice(&v),
+            };
+            match r {
+                Ok(()) => true,
+                // The reader went away (| head): stop quietly.
+                Err(e) => {
+                    io_err = Some(e);
+                    false
+                }
+            }
+        })
+        .await?;
+    if io_err.is_none() {
+        printer.finish()?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,142 @@
+//! How records are printed: `table` for people, `json` (an array, or pretty objects when
+//! following) and `jsonl` (one compact object per line) for programs. One place for every
+//! verb that prints records (observe, replay), so they read the same.
+
+use std::io::Write;
+
+use fathom_model::{Endpoint, Flow, Record};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+}
+
+pub struct Printer<W: Write> {
+    out: W,
+    format: Format,
+    /// A stream cannot be a JSON array: print objects one after another instead.
+    streaming: bool,
+    header_done: bool,
+    first: bool,
+}
+
+fn endpoint(e: &Endpoint) -> String {
+    let addr = if e.ip.is_ipv6() { format!("[{}]:{}", e.ip, e.port) } else { format!("{}:{}", e.ip, e.port) };
+    match e.pod_name() {
+        Some(p) => format!("{p} ({addr})"),
+        None => addr,
+    }
+}
+
+fn time_of_day(r: &Record) -> String {
+    let s = r.time().to_rfc3339();
+    // 2026-11-26T15:04:05.123456789Z → 15:04:05.123
+    s.get(11..23).unwrap_or(&s).to_string()
+}
+
+fn flow_row(f: &Flow) -> [String; 8] {
+    let flags = f.l4.tcp_flags.map(|t| t.names().join(",")).unwrap_or_default();
+    let proc_ = f
+        .process
+        .as_ref()
+        .map(|p| format!("{}[{}]", p.comm, p.pid))
+        .or_else(|| f.destination_process.as_ref().map(|p| format!("→{}[{}]", p.comm, p.pid)))
+        .unwrap_or_default();
+    let event = match (f.event, f.end_reason) {
+        (fathom_model::FlowEvent::End, Some(r)) => format!("end:{}", serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+        (e, _) => serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+    };
+    [
+        event,
+        endpoint(&f.source),
+        endpoint(&f.destination),
+        f.l4.protocol.to_string(),
+        flags,
+        format!("{}/{}", f.traffic.packets_out, f.traffic.packets_in),
+        format!("{}/{}", f.traffic.bytes_out, f.traffic.bytes_in),
+        proc_,
+    ]
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, format: Format, streaming: bool) -> Self {
+        Printer { out, format, streaming, header_done: false, first: true }
+    }
+
+    pub fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        match self.format {
+            Format::Jsonl => {
+                serde_json::to_writer(&mut self.out, r)?;
+                writeln!(self.out)?;
+            }
+            Format::Json if self.streaming => {
+                serde_json::to_writer_pretty(&mut self.out, r)?;
+                writeln!(self.out)?;
+            }
+            Format::Json => {
+                write!(self.out, "{}", if self.first { "[\n" } else { ",\n" })?;
+                serde_json::to_writer_pretty(&mut self.out, r)?;
+            }
+            Format::Table => {
+                if !self.header_done {
+                    writeln!(
+                        self.out,
+                        "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
+                        "TIME", "EVENT", "SOURCE", "DESTINATION", "PROTO", "FLAGS", "PKTS OUT/IN", "BYTES OUT/IN", "PROCESS"
+                    )?;
+                    self.header_done = true;
+                }
+                match r {
+                    Record::Flow(f) => {
+                        let c = flow_row(f);
+                        writeln!(
+                            self.out,
+                            "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
+                            time_of_day(r), c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+                        )?;
+                    }
+                    Record::L7(l) => {
+                        let status = l.exchange.status.clone().unwrap_or_default();
+                        let lat = l.exchange.latency_ns.map(|n| format!("{:.3}ms", n as f64 / 1e6)).unwrap_or_default();
+                        writeln!(
+                            self.out,
+                            "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
+                            time_of_day(r),
+                            l.exchange.detail.protocol().name(),
+                            endpoint(&l.source),
+                            endpoint(&l.destination),
+                            "tcp",
+                            status,
+                            lat,
+                            format!("{}/{}", l.exchange.request_bytes, l.exchange.response_bytes),
+                            l.process.as_ref().map(|p| format!("{}[{}]", p.comm, p.pid)).unwrap_or_default()
+                        )?;
+                    }
+                }
+            }
+        }
+        self.first = false;
+        self.out.flush()
+    }
+
+    pub fn notice(&mut self, v: &serde_json::Value) -> std::io::Result<()> {
+        // Notices go to stderr in table mode so pipes of records stay clean.
+        match self.format {
+            Format::Table => eprintln!("fathom: {v}"),
+            _ => {
+                serde_json::to_writer(&mut self.out, v)?;
+                writeln!(self.out)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if self.format == Format::Json && !self.streaming {
+            writeln!(self.out, "{}", if self.first { "[]" } else { "\n]" })?;
+        }
+        self.out.flush()
+    }
+}
