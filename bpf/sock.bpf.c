@@ -34,16 +34,6 @@ struct {
 	__type(value, struct conn_start);
 } connecting SEC(".maps");
 
-/* Local port of established sockets: by the time the state tracepoint reports TCP_CLOSE the
- * kernel has already released the port (inet_put_port zeroes skc_num), so keep it from
- * ESTABLISHED. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, __u64); /* struct sock * */
-	__type(value, __u16);
-} local_ports SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -57,6 +47,10 @@ static __always_inline void read_tuple(const struct sock *sk, struct fathom_sock
 	e->family = family;
 	e->proto = IPPROTO_TCP;
 	e->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* On TCP_CLOSE the kernel has already released the bound port (inet_put_port zeroes
+	 * inet_num before the state tracepoint fires); inet_sport still holds it. */
+	if (!e->local_port)
+		e->local_port = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	e->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
 		v4_mapped_addr(e->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
@@ -118,22 +112,12 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 			}
 			if (typed)
 				e->cookie = bpf_get_socket_cookie((void *)sk);
-			if (!e->failed) {
-				__u16 port = e->local_port;
-				bpf_map_update_elem(&local_ports, &key, &port, BPF_ANY);
-			}
 			bpf_ringbuf_submit(e, 0);
 		}
 		bpf_map_delete_elem(&connecting, &key);
 		return 0;
 	}
 
-	if (newstate == TCP_ESTABLISHED) {
-		/* Passive opens (SYN_RECV → ESTABLISHED); active ones were stored above. */
-		__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		bpf_map_update_elem(&local_ports, &key, &port, BPF_ANY);
-		return 0;
-	}
 	if (newstate != TCP_CLOSE)
 		return 0;
 	/* Listeners and half-open passive sockets have no connection to report. */
@@ -145,11 +129,6 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		return 0;
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	read_tuple(sk, e);
-	__u16 *port = bpf_map_lookup_elem(&local_ports, &key);
-	if (port) {
-		e->local_port = *port;
-		bpf_map_delete_elem(&local_ports, &key);
-	}
 	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; /* the kernel keeps srtt << 3 */
 	e->retransmits = BPF_CORE_READ(tp, total_retrans);
 	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);

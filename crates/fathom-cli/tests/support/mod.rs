@@ -1,0 +1,197 @@
+//! Shared pieces of the end-to-end tests: a lab with a unique name, an agent process bound to
+//! it, and `fathom observe` as a user would run it. Every piece tears itself down on drop, so
+//! a failing assertion leaves nothing behind.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use fathom_lab::{LabGuard, LabSpec};
+use serde_json::Value;
+
+/// Lab tests share the host's cgroup root hooks and CPU: one at a time in this binary.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn fathom() -> &'static str {
+    env!("CARGO_BIN_EXE_fathom")
+}
+
+pub const SPEC: &str = r#"
+namespaces:
+  - name: x
+    labels: {team: blue}
+    pods:
+      - name: a
+        labels: {pod: a, app: client}
+  - name: y
+    labels: {team: green}
+    pods:
+      - name: b
+        labels: {pod: b, app: web}
+        ports:
+          - {name: http, port: 80, protocol: TCP}
+          - {name: echo, port: 5353, protocol: UDP}
+"#;
+
+pub fn lab(prefix: &str) -> LabGuard {
+    let spec = LabSpec::from_yaml(SPEC).expect("test spec");
+    LabGuard::up_named(&spec, &fathom_lab::unique_name(prefix)).expect("lab up (are we root?)")
+}
+
+pub struct Agent {
+    child: Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// An agent attached to lab interfaces only, with a short end linger so tests are quick.
+    pub fn start() -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("fathom.sock");
+        let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
+        let child = Command::new(fathom())
+            .args(["agent", "--attach", "lab", "--end-linger", "300ms", "--socket"])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn fathom agent");
+        let mut a = Agent { child, socket, dir };
+        a.wait_ready();
+        a
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("agent exited early ({st}):\n{}", self.log());
+            }
+            let ok = Command::new(fathom())
+                .args(["status", "-o", "json", "--socket"])
+                .arg(&self.socket)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            // Ready means attached: wait until the lab's interfaces are in the status.
+            if ok && self.status()["kernel"]["interfaces"].as_array().is_some_and(|a| !a.is_empty()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("agent not ready after 30s:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        let out = Command::new(fathom()).args(["status", "-o", "json", "--socket"]).arg(&self.socket).output().expect("status");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// `fathom observe ARGS -o jsonl` as records.
+    pub fn observe(&self, args: &[&str]) -> Vec<Value> {
+        let out = Command::new(fathom())
+            .arg("observe")
+            .args(args)
+            .args(["-o", "jsonl", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .expect("observe");
+        assert!(out.status.success(), "observe failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect()
+    }
+
+    /// Poll `observe` until `pred` holds for the records or the time runs out.
+    pub fn wait_for(&self, args: &[&str], what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let recs = self.observe(args);
+            if pred(&recs) {
+                return recs;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last answer: {recs:#?}\nagent log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SIGINT, as Ctrl-C: the agent detaches its programs and removes its socket.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A background process inside a pod, killed on drop.
+pub struct Bg(pub Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// nginx in `pod`, serving `body_len` bytes at /file on port 80 (IPv4 and IPv6), logging
+/// `$request_length $bytes_sent $status` per request to `dir/access.log`.
+pub fn nginx(pod: &fathom_lab::LabPod, dir: &Path, body_len: usize) -> Bg {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::write(www.join("file"), vec![b'z'; body_len]).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; user root; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  log_format fathom '$request_length $bytes_sent $status';
+  access_log {d}/access.log fathom;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{ listen 80; listen [::]:80; root {d}/www; }}
+}}
+"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = pod
+        .command("nginx")
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx (apt-get install nginx)");
+    pod.wait_for_tcp_listen(80, Duration::from_secs(10)).expect("nginx listening on :80");
+    Bg(child)
+}
+
+pub fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    path.iter().fold(v, |v, k| &v[*k]).as_str().unwrap_or("")
+}
+
+pub fn u64_of(v: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(u64::MAX)
+}
