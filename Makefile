@@ -1,0 +1,61 @@
+# Fathom: `make run` and `make test` work on a fresh Debian machine as root; both install what
+# is missing first (`make deps`).
+SHELL := /bin/bash
+CARGO ?= cargo
+# Third-party captures and vectors with known answers (read by the L7 tests).
+export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
+
+# Build: clang/llvm compile bpf/*.bpf.c; libelf/zlib/pkg-config for libbpf-sys; bpftool for vmlinux.h.
+# Test peers: real servers and clients the lab tests run against.
+DEB_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
+	curl nginx iperf3 python3 tcpdump tshark dnsutils procps
+
+.PHONY: all deps build release run test test-unit check-clean bench vmlinux fmt clippy lint clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "make deps: cargo not found (install Rust with rustup)"; exit 1; }
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing || true
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --release -p fathom-cli
+
+# Starts the agent on this host with the embedded defaults and shows its live flows.
+run: release
+	./scripts/run.sh ./target/release/fathom
+
+# Every test, the privileged kernel and lab tests included, then proof nothing was left behind.
+test: deps
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --no-fail-fast
+	./scripts/check-clean.sh ./target/debug/fathom
+
+check-clean: build
+	./scripts/check-clean.sh ./target/debug/fathom
+
+bench: deps
+	$(CARGO) bench --workspace
+
+# Regenerate bpf/vmlinux.h from this kernel's BTF (committed; CO-RE keeps it portable).
+vmlinux: deps
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
