@@ -66,9 +66,17 @@ async fn observe(State(s): State<ApiState>, Json(req): Json<ObserveRequest>) -> 
     // Subscribe before reading the ring so nothing published in between is missed; the ring's
     // high-water sequence number tells the live part what it may skip.
     let rx = req.follow.then(|| s.hub.subscribe());
-    let q = RecentQuery { last: req.last, since: req.since, until: req.until };
+    let q = RecentQuery {
+        last: req.last,
+        since: req.since,
+        until: req.until,
+    };
     let (recent, high) = s.hub.recent(&req.filter, &q);
-    let head = futures_util::stream::iter(recent.into_iter().map(|p| Ok::<_, Infallible>(line(&*p.record))));
+    let head = futures_util::stream::iter(
+        recent
+            .into_iter()
+            .map(|p| Ok::<_, Infallible>(line(&*p.record))),
+    );
     let ndjson = [(header::CONTENT_TYPE, "application/x-ndjson")];
     let Some(rx) = rx else {
         return (ndjson, Body::from_stream(head)).into_response();
@@ -77,7 +85,11 @@ async fn observe(State(s): State<ApiState>, Json(req): Json<ObserveRequest>) -> 
     let until = req.until;
     let live = BroadcastStream::new(rx).filter_map(move |item| {
         let out = match item {
-            Ok(p) if p.seq > high && filter.matches(&p.record) && until.is_none_or(|u| p.record.time() <= u) => {
+            Ok(p)
+                if p.seq > high
+                    && filter.matches(&p.record)
+                    && until.is_none_or(|u| p.record.time() <= u) =>
+            {
                 Some(Ok(line(&*p.record)))
             }
             Ok(_) => None,
@@ -99,7 +111,10 @@ pub async fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     }
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
-            anyhow::bail!("another agent is serving {} (stop it first, or pass --socket)", path.display());
+            anyhow::bail!(
+                "another agent is serving {} (stop it first, or pass --socket)",
+                path.display()
+            );
         }
         std::fs::remove_file(path)?;
     }

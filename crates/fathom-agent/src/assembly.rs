@@ -20,7 +20,8 @@ use fathom_bpf::abi::{self, FlowKeyRaw, FlowValueRaw};
 use fathom_bpf::events::{ip_from_raw, FlowEndKind};
 use fathom_enrich::Enricher;
 use fathom_model::{
-    Flow, FlowEndReason, FlowEvent, InterfaceRef, L4Info, L4Protocol, ProcessInfo, TcpFlags, TcpInfo, Timestamp, Traffic,
+    Flow, FlowEndReason, FlowEvent, InterfaceRef, L4Info, L4Protocol, ProcessInfo, TcpFlags,
+    TcpInfo, Timestamp, Traffic,
 };
 
 use crate::attribution::{Attribution, Owner};
@@ -56,7 +57,9 @@ impl Default for AssemblyConfig {
 }
 
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug)]
@@ -113,24 +116,46 @@ fn flow_id(key: &FlowKeyRaw, first_seen_ns: u64) -> String {
 
 impl FlowAssembler {
     pub fn new(cfg: AssemblyConfig) -> Self {
-        FlowAssembler { cfg, flows: HashMap::new(), stats: AssemblyStats::default() }
+        FlowAssembler {
+            cfg,
+            flows: HashMap::new(),
+            stats: AssemblyStats::default(),
+        }
     }
 
     pub fn active(&self) -> usize {
         self.flows.len()
     }
 
-    pub fn on_start(&mut self, key: FlowKeyRaw, value: FlowValueRaw, ctx: &Context<'_>, out: &mut Vec<Flow>) {
+    pub fn on_start(
+        &mut self,
+        key: FlowKeyRaw,
+        value: FlowValueRaw,
+        ctx: &Context<'_>,
+        out: &mut Vec<Flow>,
+    ) {
         // Already known from a table snapshot that raced ahead of this event: same incarnation
         // (the kernel stamps first_seen once per entry), nothing to do.
-        if self.flows.get(&key).is_some_and(|f| f.last.first_seen_ns == value.first_seen_ns) {
+        if self
+            .flows
+            .get(&key)
+            .is_some_and(|f| f.last.first_seen_ns == value.first_seen_ns)
+        {
             return;
         }
         // A new connection on the tuple of one not yet published as ended: close the old one.
         if let Some(old) = self.flows.remove(&key) {
             if old.end_published_ns.is_none() {
                 let reason = old.ended.map(|(_, r)| r).unwrap_or(FlowEndReason::Evicted);
-                out.push(build(&self.cfg, &key, &old.last, &old.id, FlowEvent::End, Some(reason), ctx));
+                out.push(build(
+                    &self.cfg,
+                    &key,
+                    &old.last,
+                    &old.id,
+                    FlowEvent::End,
+                    Some(reason),
+                    ctx,
+                ));
             }
         }
         self.stats.started += 1;
@@ -167,7 +192,12 @@ impl FlowAssembler {
     }
 
     /// Reconcile with the kernel table (`table` is a full snapshot) at boot time `now_ns`.
-    pub fn tick(&mut self, table: &[(FlowKeyRaw, FlowValueRaw)], now_ns: u64, ctx: &Context<'_>) -> TickOutcome {
+    pub fn tick(
+        &mut self,
+        table: &[(FlowKeyRaw, FlowValueRaw)],
+        now_ns: u64,
+        ctx: &Context<'_>,
+    ) -> TickOutcome {
         let mut out = TickOutcome::default();
         let mut seen: HashMap<FlowKeyRaw, FlowValueRaw> = HashMap::with_capacity(table.len());
         for (k, v) in table {
@@ -180,7 +210,14 @@ impl FlowAssembler {
                 self.stats.picked_up += 1;
                 self.flows.insert(
                     *k,
-                    LiveFlow { id: flow_id(k, v.first_seen_ns), last: *v, start_pending: true, last_record_ns: now_ns, ended: None, end_published_ns: None },
+                    LiveFlow {
+                        id: flow_id(k, v.first_seen_ns),
+                        last: *v,
+                        start_pending: true,
+                        last_record_ns: now_ns,
+                        ended: None,
+                        end_published_ns: None,
+                    },
                 );
             }
         }
@@ -193,7 +230,15 @@ impl FlowAssembler {
                 if f.end_published_ns.is_none() {
                     stats.evicted += 1;
                     let reason = f.ended.map(|(_, r)| r).unwrap_or(FlowEndReason::Evicted);
-                    out.records.push(build(cfg, key, &f.last, &f.id, FlowEvent::End, Some(reason), ctx));
+                    out.records.push(build(
+                        cfg,
+                        key,
+                        &f.last,
+                        &f.id,
+                        FlowEvent::End,
+                        Some(reason),
+                        ctx,
+                    ));
                 }
                 return false;
             };
@@ -201,7 +246,8 @@ impl FlowAssembler {
 
             if f.start_pending {
                 f.start_pending = false;
-                out.records.push(build(cfg, key, v, &f.id, FlowEvent::Start, None, ctx));
+                out.records
+                    .push(build(cfg, key, v, &f.id, FlowEvent::Start, None, ctx));
             }
 
             if let Some(published) = f.end_published_ns {
@@ -218,16 +264,29 @@ impl FlowAssembler {
                         FlowEndReason::Rst => stats.ended_rst += 1,
                         _ => stats.ended_fin += 1,
                     }
-                    out.records.push(build(cfg, key, v, &f.id, FlowEvent::End, Some(reason), ctx));
+                    out.records
+                        .push(build(cfg, key, v, &f.id, FlowEvent::End, Some(reason), ctx));
                     f.end_published_ns = Some(now_ns);
                 }
                 return true;
             }
 
-            let idle = if key.proto == 6 { cfg.tcp_idle_timeout } else { cfg.other_idle_timeout };
+            let idle = if key.proto == 6 {
+                cfg.tcp_idle_timeout
+            } else {
+                cfg.other_idle_timeout
+            };
             if now_ns.saturating_sub(v.last_seen_ns) >= idle.as_nanos() as u64 {
                 stats.ended_idle += 1;
-                out.records.push(build(cfg, key, v, &f.id, FlowEvent::End, Some(FlowEndReason::Idle), ctx));
+                out.records.push(build(
+                    cfg,
+                    key,
+                    v,
+                    &f.id,
+                    FlowEvent::End,
+                    Some(FlowEndReason::Idle),
+                    ctx,
+                ));
                 out.delete.push(*key);
                 return false;
             }
@@ -237,7 +296,8 @@ impl FlowAssembler {
                 && v.last_seen_ns > f.last_record_ns
             {
                 f.last_record_ns = now_ns;
-                out.records.push(build(cfg, key, v, &f.id, FlowEvent::Update, None, ctx));
+                out.records
+                    .push(build(cfg, key, v, &f.id, FlowEvent::Update, None, ctx));
             }
             true
         });
@@ -251,7 +311,15 @@ impl FlowAssembler {
         for (key, f) in self.flows.drain() {
             if f.end_published_ns.is_none() {
                 let reason = f.ended.map(|(_, r)| r).unwrap_or(FlowEndReason::Shutdown);
-                out.push(build(&self.cfg, &key, &f.last, &f.id, FlowEvent::End, Some(reason), ctx));
+                out.push(build(
+                    &self.cfg,
+                    &key,
+                    &f.last,
+                    &f.id,
+                    FlowEvent::End,
+                    Some(reason),
+                    ctx,
+                ));
             }
         }
         out
@@ -305,7 +373,10 @@ pub fn build(
     let tcp = if is_tcp {
         // The client socket's view first (it measured the handshake); the server's otherwise.
         let pick = |f: fn(&crate::attribution::TcpStats) -> Option<u64>| {
-            client_tcp.as_ref().and_then(f).or_else(|| server_tcp.as_ref().and_then(f))
+            client_tcp
+                .as_ref()
+                .and_then(f)
+                .or_else(|| server_tcp.as_ref().and_then(f))
         };
         TcpInfo {
             handshake_us: client_tcp.and_then(|t| t.handshake_ns).map(|ns| ns / 1000),
@@ -353,7 +424,10 @@ pub fn build(
         first_seen: ctx.clock.to_wall(v.first_seen_ns),
         last_seen: ctx.clock.to_wall(v.last_seen_ns),
         end_reason,
-        interface: (v.ifindex != 0).then(|| InterfaceRef { ifindex: v.ifindex, name: (ctx.ifname)(v.ifindex) }),
+        interface: (v.ifindex != 0).then(|| InterfaceRef {
+            ifindex: v.ifindex,
+            name: (ctx.ifname)(v.ifindex),
+        }),
         node: cfg.node.clone(),
     }
 }
@@ -429,8 +503,22 @@ mod tests {
     fn records_are_oriented_by_the_initiator() {
         let (a, inv, clock) = ctx_parts();
         let name = |_: u32| Some("veth0".to_string());
-        let ctx = Context { attribution: &a, inventory: &inv, enricher: None, clock: &clock, ifname: &name };
-        let f = build(&AssemblyConfig::default(), &key(), &value(5_000), "id", FlowEvent::End, Some(FlowEndReason::Fin), &ctx);
+        let ctx = Context {
+            attribution: &a,
+            inventory: &inv,
+            enricher: None,
+            clock: &clock,
+            ifname: &name,
+        };
+        let f = build(
+            &AssemblyConfig::default(),
+            &key(),
+            &value(5_000),
+            "id",
+            FlowEvent::End,
+            Some(FlowEndReason::Fin),
+            &ctx,
+        );
         assert_eq!(f.source.ip.to_string(), "10.0.0.1");
         assert_eq!(f.source.port, 40000);
         assert_eq!(f.destination.port, 80);
@@ -438,18 +526,34 @@ mod tests {
         assert_eq!(f.traffic.packets_in, 3);
         assert_eq!(f.traffic.payload_bytes_out, 100);
         assert_eq!(f.l4.tcp_flags_out, Some(TcpFlags(0x12)));
-        assert_eq!(f.process.as_ref().map(|p| (p.pid, p.comm.as_str())), Some((4242, "curl")));
+        assert_eq!(
+            f.process.as_ref().map(|p| (p.pid, p.comm.as_str())),
+            Some((4242, "curl"))
+        );
         assert!(f.destination_process.is_none());
         assert_eq!(f.tcp.handshake_us, Some(250));
-        assert_eq!(f.interface.as_ref().and_then(|i| i.name.as_deref()), Some("veth0"));
+        assert_eq!(
+            f.interface.as_ref().and_then(|i| i.name.as_deref()),
+            Some("veth0")
+        );
     }
 
     #[test]
     fn lifecycle_start_end_linger_retention_idle_and_eviction() {
         let (a, inv, clock) = ctx_parts();
         let name = |_: u32| None;
-        let ctx = Context { attribution: &a, inventory: &inv, enricher: None, clock: &clock, ifname: &name };
-        let cfg = AssemblyConfig { end_linger: Duration::from_nanos(100), ended_retention: Duration::from_nanos(1000), ..Default::default() };
+        let ctx = Context {
+            attribution: &a,
+            inventory: &inv,
+            enricher: None,
+            clock: &clock,
+            ifname: &name,
+        };
+        let cfg = AssemblyConfig {
+            end_linger: Duration::from_nanos(100),
+            ended_retention: Duration::from_nanos(1000),
+            ..Default::default()
+        };
         let mut asm = FlowAssembler::new(cfg);
         let mut out = Vec::new();
         asm.on_start(key(), value(1_000), &ctx, &mut out);
@@ -459,7 +563,12 @@ mod tests {
         assert_eq!(t.records[0].event, FlowEvent::Start);
 
         asm.on_end(key(), value(3_000), FlowEndKind::Fin, 3_000);
-        assert!(asm.tick(&[(key(), value(3_050))], 3_050, &ctx).records.is_empty(), "still lingering");
+        assert!(
+            asm.tick(&[(key(), value(3_050))], 3_050, &ctx)
+                .records
+                .is_empty(),
+            "still lingering"
+        );
         let t = asm.tick(&[(key(), value(3_090))], 3_200, &ctx);
         assert_eq!(t.records.len(), 1);
         assert_eq!(t.records[0].event, FlowEvent::End);
@@ -467,14 +576,21 @@ mod tests {
         assert!(t.delete.is_empty());
         let t = asm.tick(&[(key(), value(3_090))], 4_300, &ctx);
         assert!(t.records.is_empty());
-        assert_eq!(t.delete, vec![key()], "deleted after retention, without a second end record");
+        assert_eq!(
+            t.delete,
+            vec![key()],
+            "deleted after retention, without a second end record"
+        );
         assert_eq!(asm.active(), 0);
 
         // Idle UDP flow, and an evicted one.
         let mut udp = key();
         udp.proto = 17;
         let t = asm.tick(&[(udp, value(1))], 31_000_000_002, &ctx);
-        assert_eq!(t.records.iter().map(|r| r.event).collect::<Vec<_>>(), vec![FlowEvent::Start, FlowEvent::End]);
+        assert_eq!(
+            t.records.iter().map(|r| r.event).collect::<Vec<_>>(),
+            vec![FlowEvent::Start, FlowEvent::End]
+        );
         assert_eq!(t.records[1].end_reason, Some(FlowEndReason::Idle));
         assert_eq!(t.delete, vec![udp]);
         asm.tick(&[(key(), value(10))], 20, &ctx);

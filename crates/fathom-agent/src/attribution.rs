@@ -50,7 +50,12 @@ pub struct Attribution {
 
 impl Attribution {
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
-        Attribution { sockets: HashMap::new(), ttl, max_entries: max_entries.max(16), evicted: 0 }
+        Attribution {
+            sockets: HashMap::new(),
+            ttl,
+            max_entries: max_entries.max(16),
+            evicted: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -62,20 +67,38 @@ impl Attribution {
     }
 
     pub fn on_sock_event(&mut self, e: &SockEvent, now: Instant) {
-        let tuple = SocketTuple { proto: e.proto, local: e.local, remote: e.remote };
+        let tuple = SocketTuple {
+            proto: e.proto,
+            local: e.local,
+            remote: e.remote,
+        };
         if self.sockets.len() >= self.max_entries && !self.sockets.contains_key(&tuple) {
             self.expire(now);
             if self.sockets.len() >= self.max_entries {
                 // Still full of live entries: drop the oldest rather than grow without bound.
-                if let Some(oldest) = self.sockets.iter().min_by_key(|(_, v)| v.touched).map(|(k, _)| *k) {
+                if let Some(oldest) = self
+                    .sockets
+                    .iter()
+                    .min_by_key(|(_, v)| v.touched)
+                    .map(|(k, _)| *k)
+                {
                     self.sockets.remove(&oldest);
                     self.evicted += 1;
                 }
             }
         }
-        let entry = self.sockets.entry(tuple).or_insert(Entry { owner: None, tcp: TcpStats::default(), touched: now });
+        let entry = self.sockets.entry(tuple).or_insert(Entry {
+            owner: None,
+            tcp: TcpStats::default(),
+            touched: now,
+        });
         entry.touched = now;
-        let owner = (e.pid != 0).then(|| Owner { pid: e.pid, tid: e.tid, comm: e.comm.clone(), cgroup_id: e.cgroup_id });
+        let owner = (e.pid != 0).then(|| Owner {
+            pid: e.pid,
+            tid: e.tid,
+            comm: e.comm.clone(),
+            cgroup_id: e.cgroup_id,
+        });
         match e.kind {
             SockEventKind::Connect => {
                 if owner.is_some() {
@@ -100,11 +123,16 @@ impl Attribution {
     }
 
     fn get(&self, proto: u8, local: SocketAddr, remote: SocketAddr) -> Option<&Entry> {
-        self.sockets.get(&SocketTuple { proto, local, remote })
+        self.sockets.get(&SocketTuple {
+            proto,
+            local,
+            remote,
+        })
     }
 
     pub fn owner(&self, proto: u8, local: SocketAddr, remote: SocketAddr) -> Option<&Owner> {
-        self.get(proto, local, remote).and_then(|e| e.owner.as_ref())
+        self.get(proto, local, remote)
+            .and_then(|e| e.owner.as_ref())
     }
 
     pub fn tcp(&self, proto: u8, local: SocketAddr, remote: SocketAddr) -> Option<TcpStats> {
@@ -113,7 +141,8 @@ impl Attribution {
 
     pub fn expire(&mut self, now: Instant) {
         let ttl = self.ttl;
-        self.sockets.retain(|_, v| now.duration_since(v.touched) < ttl);
+        self.sockets
+            .retain(|_, v| now.duration_since(v.touched) < ttl);
     }
 }
 
@@ -146,9 +175,15 @@ mod tests {
     fn connect_then_close_merges_owner_and_stats() {
         let mut a = Attribution::new(Duration::from_secs(60), 100);
         let now = Instant::now();
-        a.on_sock_event(&ev(SockEventKind::Connect, 42, "10.0.0.1:4000", "10.0.0.2:80"), now);
+        a.on_sock_event(
+            &ev(SockEventKind::Connect, 42, "10.0.0.1:4000", "10.0.0.2:80"),
+            now,
+        );
         // Close happens in softirq: no pid, must not erase the owner.
-        a.on_sock_event(&ev(SockEventKind::Close, 0, "10.0.0.1:4000", "10.0.0.2:80"), now);
+        a.on_sock_event(
+            &ev(SockEventKind::Close, 0, "10.0.0.1:4000", "10.0.0.2:80"),
+            now,
+        );
         let l = "10.0.0.1:4000".parse().unwrap();
         let r = "10.0.0.2:80".parse().unwrap();
         assert_eq!(a.owner(6, l, r).map(|o| o.pid), Some(42));
@@ -156,7 +191,10 @@ mod tests {
         assert_eq!(t.handshake_ns, Some(1500));
         assert_eq!(t.srtt_us, Some(40));
         assert_eq!(t.bytes_received, Some(200));
-        assert!(a.owner(6, r, l).is_none(), "the other end is a different socket");
+        assert!(
+            a.owner(6, r, l).is_none(),
+            "the other end is a different socket"
+        );
     }
 
     #[test]
@@ -164,7 +202,15 @@ mod tests {
         let mut a = Attribution::new(Duration::from_secs(10), 16);
         let t0 = Instant::now();
         for p in 0..40u16 {
-            a.on_sock_event(&ev(SockEventKind::Tuple, 1, &format!("10.0.0.1:{}", 1000 + p), "10.0.0.2:53"), t0);
+            a.on_sock_event(
+                &ev(
+                    SockEventKind::Tuple,
+                    1,
+                    &format!("10.0.0.1:{}", 1000 + p),
+                    "10.0.0.2:53",
+                ),
+                t0,
+            );
         }
         assert_eq!(a.len(), 16);
         assert_eq!(a.evicted, 24);

@@ -17,8 +17,13 @@ pub const DEFAULT_SOCKET: &str = "/run/fathom/fathom.sock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the agent at {path}: {source} (is `fathom agent` running? see --socket)")]
-    Connect { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot reach the agent at {path}: {source} (is `fathom agent` running? see --socket)"
+    )]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("talking to the agent: {0}")]
     Http(#[from] hyper::Error),
     #[error("the agent answered {status}: {body}")]
@@ -42,14 +47,26 @@ pub enum StreamItem {
 
 impl AgentClient {
     pub fn new(socket: impl AsRef<Path>) -> Self {
-        AgentClient { socket: socket.as_ref().to_path_buf() }
+        AgentClient {
+            socket: socket.as_ref().to_path_buf(),
+        }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Response<Incoming>, ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect { path: self.socket.clone(), source })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -62,8 +79,16 @@ impl AgentClient {
         let resp = sender.send_request(req).await?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            return Err(ClientError::Status { status, body: String::from_utf8_lossy(&body).trim().to_string() });
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            return Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
         }
         Ok(resp)
     }
@@ -81,12 +106,16 @@ impl AgentClient {
         req: &ObserveRequest,
         mut on_item: impl FnMut(StreamItem) -> bool,
     ) -> Result<(), ClientError> {
-        let resp = self.send(Method::POST, "/v1/observe", Some(serde_json::to_vec(req)?)).await?;
+        let resp = self
+            .send(Method::POST, "/v1/observe", Some(serde_json::to_vec(req)?))
+            .await?;
         let mut body = resp.into_body();
         let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame?;
-            let Some(data) = frame.data_ref() else { continue };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
             buf.extend_from_slice(data);
             while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=nl).collect();

@@ -5,7 +5,10 @@
 use fathom_model::Timestamp;
 
 fn now_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer; the clocks used here always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -29,7 +32,9 @@ impl Default for BootClock {
 
 impl BootClock {
     pub fn new() -> Self {
-        BootClock { offset_ns: now_ns(libc::CLOCK_REALTIME) - now_ns(libc::CLOCK_BOOTTIME) }
+        BootClock {
+            offset_ns: now_ns(libc::CLOCK_REALTIME) - now_ns(libc::CLOCK_BOOTTIME),
+        }
     }
 
     pub fn to_wall(&self, boot_ns: u64) -> Timestamp {

@@ -58,31 +58,50 @@ impl Default for AgentConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path}: {source}")]
-    Parse { path: PathBuf, source: serde_norway::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_norway::Error,
+    },
     #[error("config: {0}")]
     Invalid(String),
 }
 
 impl AgentConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         let cfg: AgentConfig =
-            serde_norway::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+            serde_norway::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.into(),
+                source,
+            })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.flow_table_entries < 1024 {
-            return Err(ConfigError::Invalid(format!("flow_table_entries {} is below the minimum 1024", self.flow_table_entries)));
+            return Err(ConfigError::Invalid(format!(
+                "flow_table_entries {} is below the minimum 1024",
+                self.flow_table_entries
+            )));
         }
         if self.hub_capacity == 0 || self.event_queue == 0 {
-            return Err(ConfigError::Invalid("hub_capacity and event_queue must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "hub_capacity and event_queue must be at least 1".into(),
+            ));
         }
         if self.end_linger > Duration::from_secs(60) {
-            return Err(ConfigError::Invalid("end_linger above 60s would hold every TCP end back".into()));
+            return Err(ConfigError::Invalid(
+                "end_linger above 60s would hold every TCP end back".into(),
+            ));
         }
         Ok(())
     }
@@ -96,7 +115,11 @@ mod tests {
     fn file_overrides_defaults_and_rejects_unknown_fields() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f.yaml");
-        std::fs::write(&p, "attach: lab\nidle_timeout: 5s\nflow_table_entries: 4096\n").unwrap();
+        std::fs::write(
+            &p,
+            "attach: lab\nidle_timeout: 5s\nflow_table_entries: 4096\n",
+        )
+        .unwrap();
         let c = AgentConfig::from_file(&p).unwrap();
         assert_eq!(c.attach, AttachMode::Lab);
         assert_eq!(c.idle_timeout, Duration::from_secs(5));

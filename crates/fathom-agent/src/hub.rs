@@ -32,11 +32,19 @@ pub struct RecentQuery {
 impl Hub {
     pub fn new(capacity: usize) -> Arc<Hub> {
         let (tx, _) = broadcast::channel(8192);
-        Arc::new(Hub { ring: Mutex::new(VecDeque::with_capacity(capacity.min(65536))), capacity: capacity.max(1), tx, next_seq: AtomicU64::new(1) })
+        Arc::new(Hub {
+            ring: Mutex::new(VecDeque::with_capacity(capacity.min(65536))),
+            capacity: capacity.max(1),
+            tx,
+            next_seq: AtomicU64::new(1),
+        })
     }
 
     pub fn publish(&self, record: Record) {
-        let p = Published { seq: self.next_seq.fetch_add(1, Ordering::Relaxed), record: Arc::new(record) };
+        let p = Published {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            record: Arc::new(record),
+        };
         if let Ok(mut ring) = self.ring.lock() {
             if ring.len() == self.capacity {
                 ring.pop_front();
@@ -67,13 +75,17 @@ impl Hub {
     /// Returns them with the highest sequence number present in the ring, so a live stream
     /// started before this call can skip what was already returned.
     pub fn recent(&self, filter: &FlowFilter, q: &RecentQuery) -> (Vec<Published>, u64) {
-        let Ok(ring) = self.ring.lock() else { return (Vec::new(), 0) };
+        let Ok(ring) = self.ring.lock() else {
+            return (Vec::new(), 0);
+        };
         let high = ring.back().map(|p| p.seq).unwrap_or(0);
         let mut out: Vec<Published> = ring
             .iter()
             .filter(|p| {
                 let t = p.record.time();
-                q.since.is_none_or(|s| t >= s) && q.until.is_none_or(|u| t <= u) && filter.matches(&p.record)
+                q.since.is_none_or(|s| t >= s)
+                    && q.until.is_none_or(|u| t <= u)
+                    && filter.matches(&p.record)
             })
             .cloned()
             .collect();

@@ -30,13 +30,17 @@ impl std::str::FromStr for AttachMode {
 }
 
 fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Interfaces of the host netns: name → ifindex.
 pub fn host_interfaces(sys_class_net: &Path) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(sys_class_net) else { return out };
+    let Ok(dir) = std::fs::read_dir(sys_class_net) else {
+        return out;
+    };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(idx) = read(&e.path().join("ifindex")).and_then(|s| s.parse().ok()) {
@@ -117,9 +121,33 @@ mod tests {
         fake(t.path(), "fhabc000", 5, "0x1003", false);
         let veths = vec![("fhabc000".to_string(), 5), ("gone".to_string(), 9)];
         let names = |v: Vec<(String, u32)>| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
-        assert_eq!(names(desired(t.path(), AttachMode::Auto, &[], &[], &veths)), ["eth0", "fhabc000", "lo"]);
-        assert_eq!(names(desired(t.path(), AttachMode::Lab, &[], &[], &veths)), ["fhabc000"]);
-        assert_eq!(names(desired(t.path(), AttachMode::None, &["eth1".into()], &[], &veths)), ["eth1"]);
-        assert_eq!(names(desired(t.path(), AttachMode::Auto, &[], &["lo".into()], &veths)), ["eth0", "fhabc000"]);
+        assert_eq!(
+            names(desired(t.path(), AttachMode::Auto, &[], &[], &veths)),
+            ["eth0", "fhabc000", "lo"]
+        );
+        assert_eq!(
+            names(desired(t.path(), AttachMode::Lab, &[], &[], &veths)),
+            ["fhabc000"]
+        );
+        assert_eq!(
+            names(desired(
+                t.path(),
+                AttachMode::None,
+                &["eth1".into()],
+                &[],
+                &veths
+            )),
+            ["eth1"]
+        );
+        assert_eq!(
+            names(desired(
+                t.path(),
+                AttachMode::Auto,
+                &[],
+                &["lo".into()],
+                &veths
+            )),
+            ["eth0", "fhabc000"]
+        );
     }
 }

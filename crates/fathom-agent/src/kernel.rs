@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use fathom_bpf::events::KernelEvent;
 use fathom_bpf::features::FeatureReport;
-use fathom_bpf::sensors::{iface_flags_for, SensorConfig, SensorStatus, Sensors};
 use fathom_bpf::flowtable::MapHandle;
+use fathom_bpf::sensors::{iface_flags_for, SensorConfig, SensorStatus, Sensors};
 
 use crate::interfaces::{desired, AttachMode};
 use crate::inventory::Inventory;
@@ -49,60 +49,62 @@ pub fn start(
     shared: Arc<KernelShared>,
 ) -> anyhow::Result<KernelThread> {
     let (ready_tx, ready_rx) = sync_channel::<Result<MapHandle, String>>(1);
-    let handle = std::thread::Builder::new().name("fathom-kernel".into()).spawn(move || {
-        let mut sensors = match Sensors::load(&cfg.sensors, &features) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        let table = match sensors.flow_table() {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        let sink_shared = Arc::clone(&shared);
-        let rb = match sensors.ring_buffer(move |ev| {
-            sink_shared.events_received.fetch_add(1, Ordering::Relaxed);
-            if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
-                sink_shared.events_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }) {
-            Ok(rb) => rb,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        sync_interfaces(&mut sensors, &cfg, &shared);
-        if let Ok(mut st) = shared.status.lock() {
-            *st = sensors.status();
-        }
-        let _ = ready_tx.send(Ok(table));
-
-        let mut next_sync = Instant::now() + cfg.resync_interval;
-        while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = rb.poll(Duration::from_millis(100)) {
-                // EINTR from a signal is normal at shutdown; anything else is worth a line.
-                tracing::debug!("ringbuf poll: {e}");
-            }
-            if Instant::now() >= next_sync {
-                sync_interfaces(&mut sensors, &cfg, &shared);
-                if let Ok(mut st) = shared.status.lock() {
-                    *st = sensors.status();
+    let handle = std::thread::Builder::new()
+        .name("fathom-kernel".into())
+        .spawn(move || {
+            let mut sensors = match Sensors::load(&cfg.sensors, &features) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
                 }
-                next_sync = Instant::now() + cfg.resync_interval;
+            };
+            let table = match sensors.flow_table() {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let sink_shared = Arc::clone(&shared);
+            let rb = match sensors.ring_buffer(move |ev| {
+                sink_shared.events_received.fetch_add(1, Ordering::Relaxed);
+                if let Err(TrySendError::Full(_)) = tx.try_send(ev) {
+                    sink_shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }) {
+                Ok(rb) => rb,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            sync_interfaces(&mut sensors, &cfg, &shared);
+            if let Ok(mut st) = shared.status.lock() {
+                *st = sensors.status();
             }
-        }
-        // Drain what the kernel already queued, then detach everything (links drop here).
-        let _ = rb.consume();
-        drop(rb);
-        drop(sensors);
-        tracing::info!("programs detached");
-    })?;
+            let _ = ready_tx.send(Ok(table));
+
+            let mut next_sync = Instant::now() + cfg.resync_interval;
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = rb.poll(Duration::from_millis(100)) {
+                    // EINTR from a signal is normal at shutdown; anything else is worth a line.
+                    tracing::debug!("ringbuf poll: {e}");
+                }
+                if Instant::now() >= next_sync {
+                    sync_interfaces(&mut sensors, &cfg, &shared);
+                    if let Ok(mut st) = shared.status.lock() {
+                        *st = sensors.status();
+                    }
+                    next_sync = Instant::now() + cfg.resync_interval;
+                }
+            }
+            // Drain what the kernel already queued, then detach everything (links drop here).
+            let _ = rb.consume();
+            drop(rb);
+            drop(sensors);
+            tracing::info!("programs detached");
+        })?;
 
     match ready_rx.recv() {
         Ok(Ok(flow_table)) => Ok(KernelThread { handle, flow_table }),
@@ -119,8 +121,18 @@ pub fn start(
 
 fn sync_interfaces(sensors: &mut Sensors, cfg: &KernelConfig, shared: &KernelShared) {
     let inv = Inventory::from_labs();
-    let veths: Vec<(String, u32)> = inv.pods().iter().map(|p| (p.host_ifname.clone(), p.host_ifindex)).collect();
-    let want = desired(Path::new("/sys/class/net"), cfg.attach, &cfg.interfaces, &cfg.exclude_interfaces, &veths);
+    let veths: Vec<(String, u32)> = inv
+        .pods()
+        .iter()
+        .map(|p| (p.host_ifname.clone(), p.host_ifindex))
+        .collect();
+    let want = desired(
+        Path::new("/sys/class/net"),
+        cfg.attach,
+        &cfg.interfaces,
+        &cfg.exclude_interfaces,
+        &veths,
+    );
     let want_idx: Vec<u32> = want.iter().map(|(_, i)| *i).collect();
     for idx in sensors.attached_interfaces() {
         if !want_idx.contains(&idx) {

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use fathom_bpf::events::KernelEvent;
 use fathom_bpf::flowtable;
+use fathom_bpf::flowtable::MapHandle;
 use fathom_enrich::Enricher;
 use fathom_model::Record;
-use fathom_bpf::flowtable::MapHandle;
 
 use crate::assembly::{AssemblyConfig, AssemblyStats, Context, FlowAssembler};
 use crate::attribution::Attribution;
@@ -64,63 +64,65 @@ pub fn start(
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<PipelineStats>>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("fathom-pipeline".into()).spawn(move || {
-        let mut p = Pipeline {
-            assembler: FlowAssembler::new(cfg.assembly.clone()),
-            attribution: Attribution::new(cfg.attribution_ttl, cfg.attribution_max),
-            inventory: Inventory::from_labs(),
-            ifnames: BTreeMap::new(),
-            clock: BootClock::new(),
-            enricher,
-            hub,
-            counts: BTreeMap::new(),
-        };
-        p.refresh_names();
-        let mut next_tick = Instant::now() + cfg.tick;
-        let mut next_refresh = Instant::now() + cfg.inventory_refresh;
-        while !stop.load(Ordering::Relaxed) {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(ev) => {
-                    p.handle(ev);
-                    // Drain a burst before looking at the clock again.
-                    for ev in rx.try_iter().take(4096) {
+    std::thread::Builder::new()
+        .name("fathom-pipeline".into())
+        .spawn(move || {
+            let mut p = Pipeline {
+                assembler: FlowAssembler::new(cfg.assembly.clone()),
+                attribution: Attribution::new(cfg.attribution_ttl, cfg.attribution_max),
+                inventory: Inventory::from_labs(),
+                ifnames: BTreeMap::new(),
+                clock: BootClock::new(),
+                enricher,
+                hub,
+                counts: BTreeMap::new(),
+            };
+            p.refresh_names();
+            let mut next_tick = Instant::now() + cfg.tick;
+            let mut next_refresh = Instant::now() + cfg.inventory_refresh;
+            while !stop.load(Ordering::Relaxed) {
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(ev) => {
                         p.handle(ev);
+                        // Drain a burst before looking at the clock again.
+                        for ev in rx.try_iter().take(4096) {
+                            p.handle(ev);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                let now = Instant::now();
+                if now >= next_refresh {
+                    p.inventory = Inventory::from_labs();
+                    p.refresh_names();
+                    p.attribution.expire(now);
+                    if let Some(e) = &p.enricher {
+                        e.expire();
+                    }
+                    next_refresh = now + cfg.inventory_refresh;
+                }
+                if now >= next_tick {
+                    let snapshot = flowtable::snapshot(&table);
+                    let table_len = snapshot.len();
+                    p.tick(&snapshot, &table);
+                    next_tick = now + cfg.tick;
+                    if let Ok(mut s) = stats.lock() {
+                        s.events = p.counts.clone();
+                        s.flows = p.assembler.stats;
+                        s.attribution_entries = p.attribution.len();
+                        s.attribution_evicted = p.attribution.evicted;
+                        s.kernel_table_entries = table_len;
+                        s.pods = p.inventory.pods().len();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
             }
-            let now = Instant::now();
-            if now >= next_refresh {
-                p.inventory = Inventory::from_labs();
-                p.refresh_names();
-                p.attribution.expire(now);
-                if let Some(e) = &p.enricher {
-                    e.expire();
-                }
-                next_refresh = now + cfg.inventory_refresh;
+            // Events still queued belong to flows that exist: account for them, then close all.
+            for ev in rx.try_iter() {
+                p.handle(ev);
             }
-            if now >= next_tick {
-                let snapshot = flowtable::snapshot(&table);
-                let table_len = snapshot.len();
-                p.tick(&snapshot, &table);
-                next_tick = now + cfg.tick;
-                if let Ok(mut s) = stats.lock() {
-                    s.events = p.counts.clone();
-                    s.flows = p.assembler.stats;
-                    s.attribution_entries = p.attribution.len();
-                    s.attribution_evicted = p.attribution.evicted;
-                    s.kernel_table_entries = table_len;
-                    s.pods = p.inventory.pods().len();
-                }
-            }
-        }
-        // Events still queued belong to flows that exist: account for them, then close all.
-        for ev in rx.try_iter() {
-            p.handle(ev);
-        }
-        p.shutdown();
-    })
+            p.shutdown();
+        })
 }
 
 struct Pipeline {
@@ -136,7 +138,10 @@ struct Pipeline {
 
 impl Pipeline {
     fn refresh_names(&mut self) {
-        self.ifnames = host_interfaces(Path::new("/sys/class/net")).into_iter().map(|(n, i)| (i, n)).collect();
+        self.ifnames = host_interfaces(Path::new("/sys/class/net"))
+            .into_iter()
+            .map(|(n, i)| (i, n))
+            .collect();
     }
 
     fn count(&mut self, what: &'static str) {
@@ -189,7 +194,11 @@ impl Pipeline {
         }
     }
 
-    fn tick(&mut self, snapshot: &[(fathom_bpf::abi::FlowKeyRaw, fathom_bpf::abi::FlowValueRaw)], table: &MapHandle) {
+    fn tick(
+        &mut self,
+        snapshot: &[(fathom_bpf::abi::FlowKeyRaw, fathom_bpf::abi::FlowValueRaw)],
+        table: &MapHandle,
+    ) {
         let names = &self.ifnames;
         let ifname = |i: u32| names.get(&i).cloned();
         let ctx = Context {

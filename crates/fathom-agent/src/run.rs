@@ -42,20 +42,31 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let shared = Arc::new(KernelShared::default());
     let (tx, rx) = sync_channel(cfg.event_queue);
     let kcfg = KernelConfig {
-        sensors: SensorConfig { flow_table_entries: cfg.flow_table_entries, ..Default::default() },
+        sensors: SensorConfig {
+            flow_table_entries: cfg.flow_table_entries,
+            ..Default::default()
+        },
         attach: cfg.attach,
         interfaces: cfg.interfaces.clone(),
         exclude_interfaces: cfg.exclude_interfaces.clone(),
         resync_interval: Duration::from_secs(1),
     };
-    let kt = kernel::start(kcfg, report.clone(), tx, Arc::clone(&stop), Arc::clone(&shared))
-        .context("loading Fathom's BPF programs")?;
+    let kt = kernel::start(
+        kcfg,
+        report.clone(),
+        tx,
+        Arc::clone(&stop),
+        Arc::clone(&shared),
+    )
+    .context("loading Fathom's BPF programs")?;
 
     // After the exec/exit probes are attached, so no process falls between scan and events.
     let enricher = match Enricher::new(EnricherConfig::default()) {
         Ok(e) => Some(Arc::new(e)),
         Err(e) => {
-            tracing::warn!("process table unavailable ({e}): records carry only what the kernel reports");
+            tracing::warn!(
+                "process table unavailable ({e}): records carry only what the kernel reports"
+            );
             None
         }
     };
@@ -73,7 +84,15 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
-    let pt = pipeline::start(pcfg, rx, kt.flow_table, Arc::clone(&hub), enricher, Arc::clone(&stop), Arc::clone(&pstats))?;
+    let pt = pipeline::start(
+        pcfg,
+        rx,
+        kt.flow_table,
+        Arc::clone(&hub),
+        enricher,
+        Arc::clone(&stop),
+        Arc::clone(&pstats),
+    )?;
 
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {
@@ -85,19 +104,28 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         pipeline: pstats,
         hub: Arc::clone(&hub),
     };
-    let app = api::router(ApiState { hub, status: Arc::new(status) });
+    let app = api::router(ApiState {
+        hub,
+        status: Arc::new(status),
+    });
     tracing::info!(socket = %cfg.socket.display(), "agent ready");
-    eprintln!("fathom agent: ready, API on {} (fathom observe -f to watch flows)", cfg.socket.display());
+    eprintln!(
+        "fathom agent: ready, API on {} (fathom observe -f to watch flows)",
+        cfg.socket.display()
+    );
 
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
         tracing::info!("stopping");
     };
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
 
     stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_file(&cfg.socket);

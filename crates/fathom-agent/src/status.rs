@@ -47,7 +47,12 @@ pub struct LiveStatus {
 
 impl StatusSource for LiveStatus {
     fn status(&self) -> AgentStatus {
-        let kernel: SensorStatus = self.kernel.status.lock().map(|s| s.clone()).unwrap_or_default();
+        let kernel: SensorStatus = self
+            .kernel
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         let pipeline = self.pipeline.lock().map(|p| p.clone()).unwrap_or_default();
         AgentStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -62,7 +67,12 @@ impl StatusSource for LiveStatus {
             events_dropped: self.kernel.events_dropped.load(Ordering::Relaxed),
             records_published: self.hub.published(),
             hub_records: self.hub.len(),
-            attach_errors: self.kernel.attach_errors.lock().map(|e| e.clone()).unwrap_or_default(),
+            attach_errors: self
+                .kernel
+                .attach_errors
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -247,6 +247,8 @@ mod tests {
             let mut p = fathom_abi_layout.as_ptr();
             while !(*p).name.is_null() {
                 let name = CStr::from_ptr((*p).name).to_string_lossy().into_owned();
+                // c_ulong is 32 bits on some targets: widen explicitly.
+                #[allow(clippy::unnecessary_cast)]
                 out.insert(name, (*p).value as u64);
                 p = p.add(1);
             }
@@ -264,17 +266,78 @@ mod tests {
     #[test]
     fn layout_matches_c() {
         let mut rust = BTreeMap::new();
-        layout!(rust, "fathom_flow_key", FlowKeyRaw, [addr_lo, addr_hi, port_lo, port_hi, proto, family, pad]);
-        layout!(rust, "fathom_flow_value", FlowValueRaw, [first_seen_ns, last_seen_ns, packets, bytes,
-            payload_bytes, socket_cookie, tcp_flags, state, ifindex, initiator, icmp_type, icmp_code, pad]);
+        layout!(
+            rust,
+            "fathom_flow_key",
+            FlowKeyRaw,
+            [addr_lo, addr_hi, port_lo, port_hi, proto, family, pad]
+        );
+        layout!(
+            rust,
+            "fathom_flow_value",
+            FlowValueRaw,
+            [
+                first_seen_ns,
+                last_seen_ns,
+                packets,
+                bytes,
+                payload_bytes,
+                socket_cookie,
+                tcp_flags,
+                state,
+                ifindex,
+                initiator,
+                icmp_type,
+                icmp_code,
+                pad
+            ]
+        );
         layout!(rust, "fathom_watched_iface", WatchedIfaceRaw, [flags, pad]);
-        layout!(rust, "fathom_sock_event", SockEventRaw, [pid, tid, family, proto, failed, pad0,
-            local_addr, remote_addr, local_port, remote_port, srtt_us, cgroup_id, cookie, ts_ns,
-            handshake_ns, bytes_acked, bytes_received, retransmits, pad1, comm]);
-        layout!(rust, "fathom_proc_event", ProcEventRaw, [pid, tid, ppid, cgroup_id, ts_ns, exit_code,
-            pad, comm, filename]);
-        layout!(rust, "fathom_sock_owner", SockOwnerRaw, [pid, tid, cgroup_id, comm]);
-        layout!(rust, "fathom_flow_event", FlowEventRaw, [end_reason, ts_ns, key, value]);
+        layout!(
+            rust,
+            "fathom_sock_event",
+            SockEventRaw,
+            [
+                pid,
+                tid,
+                family,
+                proto,
+                failed,
+                pad0,
+                local_addr,
+                remote_addr,
+                local_port,
+                remote_port,
+                srtt_us,
+                cgroup_id,
+                cookie,
+                ts_ns,
+                handshake_ns,
+                bytes_acked,
+                bytes_received,
+                retransmits,
+                pad1,
+                comm
+            ]
+        );
+        layout!(
+            rust,
+            "fathom_proc_event",
+            ProcEventRaw,
+            [pid, tid, ppid, cgroup_id, ts_ns, exit_code, pad, comm, filename]
+        );
+        layout!(
+            rust,
+            "fathom_sock_owner",
+            SockOwnerRaw,
+            [pid, tid, cgroup_id, comm]
+        );
+        layout!(
+            rust,
+            "fathom_flow_event",
+            FlowEventRaw,
+            [end_reason, ts_ns, key, value]
+        );
         // `type` is a Rust keyword: spelled r#type on our side.
         for (c, off) in [
             ("fathom_flow_event.type", offset_of!(FlowEventRaw, r#type)),
@@ -286,7 +349,10 @@ mod tests {
         rust.insert("enum.FATHOM_CNT_MAX".into(), COUNTER_MAX as u64);
         rust.insert("enum.FATHOM_EV_PROC_EXIT".into(), EV_PROC_EXIT as u64);
         rust.insert("const.FATHOM_FLOW_END_SENT".into(), FLOW_END_SENT as u64);
-        rust.insert("const.FATHOM_IFACE_COUNT_EGRESS".into(), IFACE_COUNT_EGRESS as u64);
+        rust.insert(
+            "const.FATHOM_IFACE_COUNT_EGRESS".into(),
+            IFACE_COUNT_EGRESS as u64,
+        );
 
         let c = c_layout();
         assert!(c.len() > 60, "C layout table looks empty: {c:?}");
@@ -303,7 +369,11 @@ mod tests {
     #[test]
     fn short_buffers_do_not_decode() {
         assert!(FlowEventRaw::from_bytes(&[0u8; 10]).is_none());
-        let ev = FlowEventRaw { r#type: EV_FLOW_END, end_reason: END_RST, ..Default::default() };
+        let ev = FlowEventRaw {
+            r#type: EV_FLOW_END,
+            end_reason: END_RST,
+            ..Default::default()
+        };
         assert_eq!(FlowEventRaw::from_bytes(ev.as_bytes()), Some(ev));
     }
 }

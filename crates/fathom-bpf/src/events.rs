@@ -95,21 +95,30 @@ pub enum KernelEvent {
 }
 
 fn record_type(bytes: &[u8]) -> Option<u32> {
-    bytes.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(..4)
+        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
     match record_type(bytes)? {
         abi::EV_FLOW_START | abi::EV_FLOW_END => {
             let e = abi::FlowEventRaw::from_bytes(bytes)?;
-            let data = FlowEventData { ts_ns: e.ts_ns, key: e.key, value: e.value };
+            let data = FlowEventData {
+                ts_ns: e.ts_ns,
+                key: e.key,
+                value: e.value,
+            };
             Some(match (e.r#type, e.end_reason) {
                 (abi::EV_FLOW_START, _) => KernelEvent::FlowStart(data),
                 (_, abi::END_RST) => KernelEvent::FlowEnd(data, FlowEndKind::Rst),
                 _ => KernelEvent::FlowEnd(data, FlowEndKind::Fin),
             })
         }
-        t @ (abi::EV_SOCK_CONNECT | abi::EV_SOCK_ACCEPT | abi::EV_SOCK_CLOSE | abi::EV_SOCK_TUPLE) => {
+        t @ (abi::EV_SOCK_CONNECT
+        | abi::EV_SOCK_ACCEPT
+        | abi::EV_SOCK_CLOSE
+        | abi::EV_SOCK_TUPLE) => {
             let e = abi::SockEventRaw::from_bytes(bytes)?;
             let kind = match t {
                 abi::EV_SOCK_CONNECT => SockEventKind::Connect,
@@ -189,7 +198,9 @@ mod tests {
         raw.local_addr = ip_to_raw("10.0.0.1".parse().unwrap());
         raw.remote_addr = ip_to_raw("10.0.0.2".parse().unwrap());
         raw.comm[..4].copy_from_slice(b"curl");
-        let Some(KernelEvent::Sock(e)) = decode(raw.as_bytes()) else { panic!("not a sock event") };
+        let Some(KernelEvent::Sock(e)) = decode(raw.as_bytes()) else {
+            panic!("not a sock event")
+        };
         assert_eq!(e.kind, SockEventKind::Connect);
         assert_eq!(e.local, "10.0.0.1:40000".parse().unwrap());
         assert_eq!(e.remote, "10.0.0.2:80".parse().unwrap());

@@ -38,7 +38,9 @@ impl FeatureReport {
 }
 
 fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The cgroup v2 mount point, from /proc/mounts (hybrid hosts mount it at
@@ -58,7 +60,10 @@ pub fn mount_of_type(fstype: &str) -> Option<PathBuf> {
 
 /// /proc/mounts escapes space, tab, newline and backslash as octal.
 fn unescape_mount_path(p: &str) -> String {
-    p.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    p.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Mount tracefs (classic tracepoints are found through it) and bpffs (pinning) where they are
@@ -71,18 +76,24 @@ pub fn ensure_mounts() -> Vec<String> {
         if mount_of_type(fstype).is_some() {
             continue;
         }
-        let (Ok(src), Ok(tgt), Ok(ty)) =
-            (std::ffi::CString::new(fstype), std::ffi::CString::new(target), std::ffi::CString::new(fstype))
-        else {
+        let (Ok(src), Ok(tgt), Ok(ty)) = (
+            std::ffi::CString::new(fstype),
+            std::ffi::CString::new(target),
+            std::ffi::CString::new(fstype),
+        ) else {
             continue;
         };
         let _ = std::fs::create_dir_all(target);
         // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
-        let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+        let rc =
+            unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
         if rc == 0 {
             done.push(format!("mounted {fstype} on {target}"));
         } else {
-            done.push(format!("could not mount {fstype} on {target}: {}", std::io::Error::last_os_error()));
+            done.push(format!(
+                "could not mount {fstype} on {target}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     done
@@ -101,7 +112,9 @@ type ProbeFn = fn(&crate::skel::probe::ProbeSkel<'_>) -> Result<libbpf_rs::Link,
 /// Load probe.bpf.c with only `prog` enabled, then attach it with `attach`.
 fn try_program(prog: &str, attach: ProbeFn) -> Result<(), String> {
     let mut storage = MaybeUninit::uninit();
-    let mut open = ProbeSkelBuilder::default().open(&mut storage).map_err(|e| e.to_string())?;
+    let mut open = ProbeSkelBuilder::default()
+        .open(&mut storage)
+        .map_err(|e| e.to_string())?;
     for mut p in open.open_object_mut().progs_mut() {
         let name = p.name().to_string_lossy().into_owned();
         p.set_autoload(name == prog);
@@ -114,13 +127,27 @@ fn try_program(prog: &str, attach: ProbeFn) -> Result<(), String> {
 
 fn feature(name: &'static str, impact: &'static str, r: Result<String, String>) -> Feature {
     match r {
-        Ok(detail) => Feature { name, available: true, detail, impact },
-        Err(detail) => Feature { name, available: false, detail, impact },
+        Ok(detail) => Feature {
+            name,
+            available: true,
+            detail,
+            impact,
+        },
+        Err(detail) => Feature {
+            name,
+            available: false,
+            detail,
+            impact,
+        },
     }
 }
 
 fn path_feature(name: &'static str, impact: &'static str, path: &Path) -> Feature {
-    let r = if path.exists() { Ok(path.display().to_string()) } else { Err(format!("{} not found", path.display())) };
+    let r = if path.exists() {
+        Ok(path.display().to_string())
+    } else {
+        Err(format!("{} not found", path.display()))
+    };
     feature(name, impact, r)
 }
 
@@ -134,58 +161,138 @@ pub fn probe() -> FeatureReport {
         feature(
             "bpffs",
             "pinning maps under /sys/fs/bpf/fathom so state survives an agent restart",
-            mount_of_type("bpf").map(|p| p.display().to_string()).ok_or_else(|| "not mounted (mount -t bpf bpf /sys/fs/bpf)".into()),
+            mount_of_type("bpf")
+                .map(|p| p.display().to_string())
+                .ok_or_else(|| "not mounted (mount -t bpf bpf /sys/fs/bpf)".into()),
         ),
         feature(
             "cgroup2",
             "process attribution (sock_create/connect/sendmsg/skb hooks) and lab pods",
-            cgroup2_mount().map(|p| p.display().to_string()).ok_or_else(|| "no cgroup2 mount in /proc/mounts".into()),
+            cgroup2_mount()
+                .map(|p| p.display().to_string())
+                .ok_or_else(|| "no cgroup2 mount in /proc/mounts".into()),
         ),
     ];
     let probes: [(&'static str, &'static str, &str, ProbeFn); 9] = [
-        ("tracepoint", "socket lifecycle, accept and exec/exit events", "probe_tracepoint", |s| {
-            s.progs.probe_tracepoint.attach_tracepoint(TracepointCategory::Custom("sock".into()), "inet_sock_set_state").map_err(|e| e.to_string())
-        }),
-        ("tp_btf", "typed socket tracepoint (cheaper, gives socket cookies); else the classic tracepoint", "probe_tp_btf", |s| {
-            s.progs.probe_tp_btf.attach().map_err(|e| e.to_string())
-        }),
-        ("raw_tracepoint", "raw tracepoints for future hooks; not required", "probe_raw_tp", |s| {
-            s.progs.probe_raw_tp.attach_raw_tracepoint("inet_sock_set_state").map_err(|e| e.to_string())
-        }),
-        ("kfree_skb", "kernel drop reasons (skb/kfree_skb tracepoint)", "probe_kfree_skb", |s| {
-            s.progs.probe_kfree_skb.attach_tracepoint(TracepointCategory::Custom("skb".into()), "kfree_skb").map_err(|e| e.to_string())
-        }),
-        ("kprobe", "optional finer-grained hooks; Fathom uses tracepoints instead", "probe_kprobe", |s| {
-            s.progs.probe_kprobe.attach_kprobe(false, "tcp_connect").map_err(|e| e.to_string())
-        }),
-        ("fentry", "optional cheaper function hooks; Fathom uses tracepoints instead", "probe_fentry", |s| {
-            s.progs.probe_fentry.attach_trace().map_err(|e| e.to_string())
-        }),
-        ("bpf_lsm", "optional in-kernel enforcement of process rules; cgroup hooks are used instead", "probe_lsm", |s| {
-            s.progs.probe_lsm.attach_lsm().map_err(|e| e.to_string())
-        }),
-        ("uprobe", "TLS plaintext from libssl (SSL_read/SSL_write)", "probe_uprobe", |s| {
-            let libc = libc_path().ok_or("libc not found in /proc/self/maps")?;
-            let opts = UprobeOpts { func_name: Some("getpid".into()), ..Default::default() };
-            s.progs.probe_uprobe.attach_uprobe_with_opts(std::process::id() as i32, libc, 0, opts).map_err(|e| e.to_string())
-        }),
-        ("xdp", "XDP shield (blocklists, rate limits)", "probe_xdp", |_| Err("load-only".into())),
+        (
+            "tracepoint",
+            "socket lifecycle, accept and exec/exit events",
+            "probe_tracepoint",
+            |s| {
+                s.progs
+                    .probe_tracepoint
+                    .attach_tracepoint(
+                        TracepointCategory::Custom("sock".into()),
+                        "inet_sock_set_state",
+                    )
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        (
+            "tp_btf",
+            "typed socket tracepoint (cheaper, gives socket cookies); else the classic tracepoint",
+            "probe_tp_btf",
+            |s| s.progs.probe_tp_btf.attach().map_err(|e| e.to_string()),
+        ),
+        (
+            "raw_tracepoint",
+            "raw tracepoints for future hooks; not required",
+            "probe_raw_tp",
+            |s| {
+                s.progs
+                    .probe_raw_tp
+                    .attach_raw_tracepoint("inet_sock_set_state")
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        (
+            "kfree_skb",
+            "kernel drop reasons (skb/kfree_skb tracepoint)",
+            "probe_kfree_skb",
+            |s| {
+                s.progs
+                    .probe_kfree_skb
+                    .attach_tracepoint(TracepointCategory::Custom("skb".into()), "kfree_skb")
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        (
+            "kprobe",
+            "optional finer-grained hooks; Fathom uses tracepoints instead",
+            "probe_kprobe",
+            |s| {
+                s.progs
+                    .probe_kprobe
+                    .attach_kprobe(false, "tcp_connect")
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        (
+            "fentry",
+            "optional cheaper function hooks; Fathom uses tracepoints instead",
+            "probe_fentry",
+            |s| {
+                s.progs
+                    .probe_fentry
+                    .attach_trace()
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        (
+            "bpf_lsm",
+            "optional in-kernel enforcement of process rules; cgroup hooks are used instead",
+            "probe_lsm",
+            |s| s.progs.probe_lsm.attach_lsm().map_err(|e| e.to_string()),
+        ),
+        (
+            "uprobe",
+            "TLS plaintext from libssl (SSL_read/SSL_write)",
+            "probe_uprobe",
+            |s| {
+                let libc = libc_path().ok_or("libc not found in /proc/self/maps")?;
+                let opts = UprobeOpts {
+                    func_name: Some("getpid".into()),
+                    ..Default::default()
+                };
+                s.progs
+                    .probe_uprobe
+                    .attach_uprobe_with_opts(std::process::id() as i32, libc, 0, opts)
+                    .map_err(|e| e.to_string())
+            },
+        ),
+        (
+            "xdp",
+            "XDP shield (blocklists, rate limits)",
+            "probe_xdp",
+            |_| Err("load-only".into()),
+        ),
     ];
     for (name, impact, prog, attach) in probes {
         let r = if name == "xdp" {
             // Loading is the probe: attaching XDP anywhere would touch real traffic.
-            try_program(prog, |_| Err("skip".into())).or_else(|e| if e == "skip" { Ok(()) } else { Err(e) })
+            try_program(prog, |_| Err("skip".into())).or_else(|e| {
+                if e == "skip" {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
         } else {
             try_program(prog, attach)
         };
         f.push(feature(name, impact, r.map(|()| "ok".to_string())));
     }
-    FeatureReport { kernel: kernel_release(), features: f }
+    FeatureReport {
+        kernel: kernel_release(),
+        features: f,
+    }
 }
 
 /// One line per missing feature, for the agent's start-up log.
 pub fn describe_missing(r: &FeatureReport) -> Vec<String> {
-    r.missing().map(|f| format!("{} not available ({}): {}", f.name, f.detail, f.impact)).collect()
+    r.missing()
+        .map(|f| format!("{} not available ({}): {}", f.name, f.detail, f.impact))
+        .collect()
 }
 
 #[cfg(test)]

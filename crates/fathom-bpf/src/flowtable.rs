@@ -10,7 +10,9 @@ use crate::abi::{FlowKeyRaw, FlowValueRaw, Pod};
 pub fn snapshot(map: &MapHandle) -> Vec<(FlowKeyRaw, FlowValueRaw)> {
     let mut out = Vec::new();
     for k in map.keys() {
-        let Some(key) = FlowKeyRaw::from_bytes(&k) else { continue };
+        let Some(key) = FlowKeyRaw::from_bytes(&k) else {
+            continue;
+        };
         if let Ok(Some(v)) = map.lookup(&k, MapFlags::ANY) {
             if let Some(value) = FlowValueRaw::from_bytes(&v) {
                 out.push((key, value));
@@ -21,7 +23,10 @@ pub fn snapshot(map: &MapHandle) -> Vec<(FlowKeyRaw, FlowValueRaw)> {
 }
 
 pub fn lookup(map: &MapHandle, key: &FlowKeyRaw) -> Option<FlowValueRaw> {
-    map.lookup(key.as_bytes(), MapFlags::ANY).ok().flatten().and_then(|v| FlowValueRaw::from_bytes(&v))
+    map.lookup(key.as_bytes(), MapFlags::ANY)
+        .ok()
+        .flatten()
+        .and_then(|v| FlowValueRaw::from_bytes(&v))
 }
 
 /// Remove an entry; returns its last value (the final counters) when it was still there.

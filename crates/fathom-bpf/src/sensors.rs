@@ -46,7 +46,12 @@ pub struct SensorConfig {
 
 impl Default for SensorConfig {
     fn default() -> Self {
-        SensorConfig { flow_table_entries: 65536, cgroup_root: None, sock: true, proc: true }
+        SensorConfig {
+            flow_table_entries: 65536,
+            cgroup_root: None,
+            sock: true,
+            proc: true,
+        }
     }
 }
 
@@ -121,7 +126,10 @@ fn libbpf_print(level: PrintLevel, msg: String) {
 }
 
 fn take_verifier_log() -> String {
-    VERIFIER_LOG.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+    VERIFIER_LOG
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
 }
 
 /// Skeletons borrow their OpenObject storage for their whole life; the agent keeps them until
@@ -152,7 +160,9 @@ impl Sensors {
             match load_sock(features, &mut links) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    warnings.push(format!("socket lifecycle disabled (no handshake/RTT/retransmits): {e}"));
+                    warnings.push(format!(
+                        "socket lifecycle disabled (no handshake/RTT/retransmits): {e}"
+                    ));
                     None
                 }
             }
@@ -187,7 +197,12 @@ impl Sensors {
     }
 
     /// Start accounting on an interface. `flags` are `abi::IFACE_*`; use [`iface_flags_for`].
-    pub fn attach_interface(&mut self, ifindex: u32, name: &str, flags: u32) -> Result<TcMode, BpfError> {
+    pub fn attach_interface(
+        &mut self,
+        ifindex: u32,
+        name: &str,
+        flags: u32,
+    ) -> Result<TcMode, BpfError> {
         if let Some((_, _, a)) = self.interfaces.get(&ifindex) {
             return Ok(a.mode);
         }
@@ -197,11 +212,19 @@ impl Sensors {
             .maps
             .watched_ifaces
             .update(&ifindex.to_ne_bytes(), w.as_bytes(), MapFlags::ANY)
-            .map_err(|e| BpfError::Map { map: "watched_ifaces", source: e })?;
-        match tc::attach(&self.flow.progs.flow_ingress, &self.flow.progs.flow_egress, ifindex) {
+            .map_err(|e| BpfError::Map {
+                map: "watched_ifaces",
+                source: e,
+            })?;
+        match tc::attach(
+            &self.flow.progs.flow_ingress,
+            &self.flow.progs.flow_egress,
+            ifindex,
+        ) {
             Ok(a) => {
                 let mode = a.mode;
-                self.interfaces.insert(ifindex, (name.to_string(), flags, a));
+                self.interfaces
+                    .insert(ifindex, (name.to_string(), flags, a));
                 Ok(mode)
             }
             Err(e) => {
@@ -242,19 +265,31 @@ impl Sensors {
         };
         let err = |map: &'static str| move |e| BpfError::Map { map, source: e };
         let mut builder = RingBufferBuilder::new();
-        builder.add(&self.flow.maps.flow_events, callback()).map_err(err("flow_events"))?;
+        builder
+            .add(&self.flow.maps.flow_events, callback())
+            .map_err(err("flow_events"))?;
         if let Some(s) = &self.sock {
-            builder.add(&s.maps.sock_events, callback()).map_err(err("sock_events"))?;
+            builder
+                .add(&s.maps.sock_events, callback())
+                .map_err(err("sock_events"))?;
         }
         if let Some(p) = &self.proc {
-            builder.add(&p.maps.proc_events, callback()).map_err(err("proc_events"))?;
+            builder
+                .add(&p.maps.proc_events, callback())
+                .map_err(err("proc_events"))?;
         }
-        builder.build().map_err(|e| BpfError::Map { map: "ringbuf", source: e })
+        builder.build().map_err(|e| BpfError::Map {
+            map: "ringbuf",
+            source: e,
+        })
     }
 
     /// An independent handle on the kernel flow table, usable from another thread.
     pub fn flow_table(&self) -> Result<MapHandle, BpfError> {
-        MapHandle::try_from(&self.flow.maps.flows).map_err(|e| BpfError::Map { map: "flows", source: e })
+        MapHandle::try_from(&self.flow.maps.flows).map_err(|e| BpfError::Map {
+            map: "flows",
+            source: e,
+        })
     }
 
     pub fn flow_table_capacity(&self) -> u32 {
@@ -294,17 +329,27 @@ impl Sensors {
                     *st.counters.entry(c.name().to_string()).or_default() += v;
                 }
             }
-            st.lost_events.insert(object.to_string(), counters[Counter::EventsLost as usize]);
+            st.lost_events
+                .insert(object.to_string(), counters[Counter::EventsLost as usize]);
         }
 
         let mut tc_points: Vec<AttachPoint> = Vec::new();
         for (ifindex, (name, flags, a)) in &self.interfaces {
-            st.interfaces.push(InterfaceStatus { ifindex: *ifindex, name: name.clone(), mode: a.mode, flags: *flags });
+            st.interfaces.push(InterfaceStatus {
+                ifindex: *ifindex,
+                name: name.clone(),
+                mode: a.mode,
+                flags: *flags,
+            });
             let kind = match a.mode {
                 TcMode::Tcx => "tcx",
                 TcMode::Legacy => "tc",
             };
-            tc_points.push(AttachPoint { program: String::new(), kind: kind.into(), target: name.clone() });
+            tc_points.push(AttachPoint {
+                program: String::new(),
+                kind: kind.into(),
+                target: name.clone(),
+            });
         }
 
         let mut programs = Vec::new();
@@ -316,12 +361,25 @@ impl Sensors {
             collect_programs(&mut programs, "proc", p.object());
         }
         for p in &mut programs {
-            p.attach = self.links.iter().filter(|(a, _)| a.program == p.name).map(|(a, _)| a.clone()).collect();
+            p.attach = self
+                .links
+                .iter()
+                .filter(|(a, _)| a.program == p.name)
+                .map(|(a, _)| a.clone())
+                .collect();
             if p.name == "flow_ingress" || p.name == "flow_egress" {
-                let dir = if p.name == "flow_ingress" { "ingress" } else { "egress" };
+                let dir = if p.name == "flow_ingress" {
+                    "ingress"
+                } else {
+                    "egress"
+                };
                 p.attach = tc_points
                     .iter()
-                    .map(|a| AttachPoint { program: p.name.clone(), kind: a.kind.clone(), target: format!("{}:{dir}", a.target) })
+                    .map(|a| AttachPoint {
+                        program: p.name.clone(),
+                        kind: a.kind.clone(),
+                        target: format!("{}:{dir}", a.target),
+                    })
                     .collect();
             }
         }
@@ -339,12 +397,22 @@ impl Sensors {
 
     /// Run the flow program once on `packet` (BPF_PROG_TEST_RUN), as if it arrived on
     /// `ifindex`; returns the program's verdict. For tests and benchmarks.
-    pub fn test_run_flow(&self, ingress: bool, packet: &[u8], repeat: u32) -> Result<(i32, std::time::Duration), BpfError> {
+    pub fn test_run_flow(
+        &self,
+        ingress: bool,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<(i32, std::time::Duration), BpfError> {
         test_run_flow(&self.flow, ingress, packet, repeat, None)
     }
 
     /// As [`Self::test_run_flow`], with `__sk_buff` fields set.
-    pub fn test_run_flow_ctx(&self, ingress: bool, packet: &[u8], ctx: TestRunCtx) -> Result<i32, BpfError> {
+    pub fn test_run_flow_ctx(
+        &self,
+        ingress: bool,
+        packet: &[u8],
+        ctx: TestRunCtx,
+    ) -> Result<i32, BpfError> {
         test_run_flow(&self.flow, ingress, packet, 1, Some(ctx)).map(|(r, _)| r)
     }
 
@@ -355,7 +423,10 @@ impl Sensors {
             .maps
             .watched_ifaces
             .update(&ifindex.to_ne_bytes(), w.as_bytes(), MapFlags::ANY)
-            .map_err(|e| BpfError::Map { map: "watched_ifaces", source: e })
+            .map_err(|e| BpfError::Map {
+                map: "watched_ifaces",
+                source: e,
+            })
     }
 }
 
@@ -378,38 +449,84 @@ pub fn iface_flags_for(name: &str) -> u32 {
 fn load_flow(cfg: &SensorConfig) -> Result<FlowSkel<'static>, BpfError> {
     let mut open = FlowSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load { object: "flow", log: String::new(), source: e })?;
+        .map_err(|e| BpfError::Load {
+            object: "flow",
+            log: String::new(),
+            source: e,
+        })?;
     open.maps
         .flows
         .set_max_entries(cfg.flow_table_entries.max(1024))
-        .map_err(|e| BpfError::Load { object: "flow", log: String::new(), source: e })?;
+        .map_err(|e| BpfError::Load {
+            object: "flow",
+            log: String::new(),
+            source: e,
+        })?;
     take_verifier_log();
-    open.load().map_err(|e| BpfError::Load { object: "flow", log: take_verifier_log(), source: e })
+    open.load().map_err(|e| BpfError::Load {
+        object: "flow",
+        log: take_verifier_log(),
+        source: e,
+    })
 }
 
-fn load_sock(features: &FeatureReport, links: &mut Vec<(AttachPoint, Link)>) -> Result<SockSkel<'static>, BpfError> {
+fn load_sock(
+    features: &FeatureReport,
+    links: &mut Vec<(AttachPoint, Link)>,
+) -> Result<SockSkel<'static>, BpfError> {
     let mut open = SockSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load { object: "sock", log: String::new(), source: e })?;
+        .map_err(|e| BpfError::Load {
+            object: "sock",
+            log: String::new(),
+            source: e,
+        })?;
     let typed = features.has("tp_btf");
     open.progs.sock_state_btf.set_autoload(typed);
     open.progs.sock_state_tp.set_autoload(!typed);
     take_verifier_log();
-    let skel = open.load().map_err(|e| BpfError::Load { object: "sock", log: take_verifier_log(), source: e })?;
-    let (prog, kind) = if typed { ("sock_state_btf", "tp_btf") } else { ("sock_state_tp", "tracepoint") };
+    let skel = open.load().map_err(|e| BpfError::Load {
+        object: "sock",
+        log: take_verifier_log(),
+        source: e,
+    })?;
+    let (prog, kind) = if typed {
+        ("sock_state_btf", "tp_btf")
+    } else {
+        ("sock_state_tp", "tracepoint")
+    };
     let link = if typed {
         skel.progs.sock_state_btf.attach()
     } else {
-        skel.progs.sock_state_tp.attach_tracepoint(TracepointCategory::Custom("sock".into()), "inet_sock_set_state")
+        skel.progs.sock_state_tp.attach_tracepoint(
+            TracepointCategory::Custom("sock".into()),
+            "inet_sock_set_state",
+        )
     }
     .map_err(|e| BpfError::attach("sock/inet_sock_set_state", e))?;
-    links.push((AttachPoint { program: prog.into(), kind: kind.into(), target: "sock/inet_sock_set_state".into() }, link));
-    match skel.progs.tcp_retransmit.attach_tracepoint(TracepointCategory::Custom("tcp".into()), "tcp_retransmit_skb") {
+    links.push((
+        AttachPoint {
+            program: prog.into(),
+            kind: kind.into(),
+            target: "sock/inet_sock_set_state".into(),
+        },
+        link,
+    ));
+    match skel.progs.tcp_retransmit.attach_tracepoint(
+        TracepointCategory::Custom("tcp".into()),
+        "tcp_retransmit_skb",
+    ) {
         Ok(l) => links.push((
-            AttachPoint { program: "tcp_retransmit".into(), kind: "tracepoint".into(), target: "tcp/tcp_retransmit_skb".into() },
+            AttachPoint {
+                program: "tcp_retransmit".into(),
+                kind: "tracepoint".into(),
+                target: "tcp/tcp_retransmit_skb".into(),
+            },
             l,
         )),
-        Err(e) => tracing::warn!("tcp/tcp_retransmit_skb not attached ({e}): retransmits still read at close"),
+        Err(e) => tracing::warn!(
+            "tcp/tcp_retransmit_skb not attached ({e}): retransmits still read at close"
+        ),
     }
     Ok(skel)
 }
@@ -421,14 +538,26 @@ fn load_proc(
 ) -> Result<ProcSkel<'static>, BpfError> {
     let open = ProcSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load { object: "proc", log: String::new(), source: e })?;
+        .map_err(|e| BpfError::Load {
+            object: "proc",
+            log: String::new(),
+            source: e,
+        })?;
     take_verifier_log();
-    let skel = open.load().map_err(|e| BpfError::Load { object: "proc", log: take_verifier_log(), source: e })?;
+    let skel = open.load().map_err(|e| BpfError::Load {
+        object: "proc",
+        log: take_verifier_log(),
+        source: e,
+    })?;
 
     let root = cfg.cgroup_root.clone().or_else(cgroup2_mount);
     match root.as_deref().map(open_dir) {
         Some(Ok(dir)) => {
-            let target = root.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default();
+            let target = root
+                .as_deref()
+                .map(Path::display)
+                .map(|d| d.to_string())
+                .unwrap_or_default();
             let fd = dir.as_fd().as_raw_fd();
             for (name, prog) in [
                 ("proc_sock_create", &skel.progs.proc_sock_create),
@@ -439,24 +568,56 @@ fn load_proc(
                 ("proc_skb_egress", &skel.progs.proc_skb_egress),
             ] {
                 match prog.attach_cgroup(fd) {
-                    Ok(l) => links.push((AttachPoint { program: name.into(), kind: "cgroup".into(), target: target.clone() }, l)),
+                    Ok(l) => links.push((
+                        AttachPoint {
+                            program: name.into(),
+                            kind: "cgroup".into(),
+                            target: target.clone(),
+                        },
+                        l,
+                    )),
                     Err(e) => warnings.push(format!("{name} not attached to cgroup {target}: {e}")),
                 }
             }
         }
         Some(Err(e)) => warnings.push(format!("cgroup programs not attached: {e}")),
-        None => warnings.push("cgroup programs not attached: no cgroup2 mount found in /proc/mounts".into()),
+        None => warnings
+            .push("cgroup programs not attached: no cgroup2 mount found in /proc/mounts".into()),
     }
 
     for (name, prog, cat, tp) in [
-        ("proc_accept4_exit", &skel.progs.proc_accept4_exit, "syscalls", "sys_exit_accept4"),
-        ("proc_accept_exit", &skel.progs.proc_accept_exit, "syscalls", "sys_exit_accept"),
-        ("proc_exec", &skel.progs.proc_exec, "sched", "sched_process_exec"),
-        ("proc_exit", &skel.progs.proc_exit, "sched", "sched_process_exit"),
+        (
+            "proc_accept4_exit",
+            &skel.progs.proc_accept4_exit,
+            "syscalls",
+            "sys_exit_accept4",
+        ),
+        (
+            "proc_accept_exit",
+            &skel.progs.proc_accept_exit,
+            "syscalls",
+            "sys_exit_accept",
+        ),
+        (
+            "proc_exec",
+            &skel.progs.proc_exec,
+            "sched",
+            "sched_process_exec",
+        ),
+        (
+            "proc_exit",
+            &skel.progs.proc_exit,
+            "sched",
+            "sched_process_exit",
+        ),
     ] {
         match prog.attach_tracepoint(TracepointCategory::Custom(cat.into()), tp) {
             Ok(l) => links.push((
-                AttachPoint { program: name.into(), kind: "tracepoint".into(), target: format!("{cat}/{tp}") },
+                AttachPoint {
+                    program: name.into(),
+                    kind: "tracepoint".into(),
+                    target: format!("{cat}/{tp}"),
+                },
                 l,
             )),
             Err(e) => warnings.push(format!("{name} not attached to {cat}/{tp}: {e}")),
@@ -475,7 +636,11 @@ fn read_counters(map: &dyn MapCore) -> [u64; abi::COUNTER_MAX] {
         if let Ok(Some(per_cpu)) = map.lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY) {
             *slot = per_cpu
                 .iter()
-                .filter_map(|b| b.get(..8).map(|b| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])))
+                .filter_map(|b| {
+                    b.get(..8).map(|b| {
+                        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                    })
+                })
                 .sum();
         }
     }
@@ -488,9 +653,17 @@ fn collect_programs(out: &mut Vec<ProgramStatus>, object: &'static str, obj: &li
         let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
         // SAFETY: info is a properly sized, zeroed bpf_prog_info; len tells the kernel its size.
         let rc = unsafe {
-            libbpf_sys::bpf_prog_get_info_by_fd(p.as_fd().as_raw_fd(), &mut info as *mut _, &mut len as *mut _)
+            libbpf_sys::bpf_prog_get_info_by_fd(
+                p.as_fd().as_raw_fd(),
+                &mut info as *mut _,
+                &mut len as *mut _,
+            )
         };
-        let (id, run_count, run_time_ns) = if rc == 0 { (info.id, info.run_cnt, info.run_time_ns) } else { (0, 0, 0) };
+        let (id, run_count, run_time_ns) = if rc == 0 {
+            (info.id, info.run_cnt, info.run_time_ns)
+        } else {
+            (0, 0, 0)
+        };
         out.push(ProgramStatus {
             name: p.name().to_string_lossy().into_owned(),
             object,
@@ -511,7 +684,10 @@ fn collect_maps(out: &mut Vec<MapStatus>, object: &'static str, obj: &libbpf_rs:
         }
         let hashlike = matches!(
             m.map_type(),
-            libbpf_rs::MapType::Hash | libbpf_rs::MapType::LruHash | libbpf_rs::MapType::PercpuHash | libbpf_rs::MapType::LruPercpuHash
+            libbpf_rs::MapType::Hash
+                | libbpf_rs::MapType::LruHash
+                | libbpf_rs::MapType::PercpuHash
+                | libbpf_rs::MapType::LruPercpuHash
         );
         out.push(MapStatus {
             entries: hashlike.then(|| m.keys().count() as u64),
@@ -542,7 +718,11 @@ fn test_run_flow(
 ) -> Result<(i32, std::time::Duration), BpfError> {
     use crate::skel::flow::types::__sk_buff;
     use std::mem::{offset_of, size_of};
-    let prog = if ingress { &flow.progs.flow_ingress } else { &flow.progs.flow_egress };
+    let prog = if ingress {
+        &flow.progs.flow_ingress
+    } else {
+        &flow.progs.flow_egress
+    };
     let mut ctx_buf = vec![0u8; size_of::<__sk_buff>()];
     if let Some(c) = ctx {
         let mut put = |off: usize, v: u32| ctx_buf[off..off + 4].copy_from_slice(&v.to_ne_bytes());
@@ -556,7 +736,9 @@ fn test_run_flow(
         repeat,
         ..Default::default()
     };
-    let out = prog.test_run(input).map_err(|e| BpfError::Other(format!("BPF_PROG_TEST_RUN: {e}")))?;
+    let out = prog
+        .test_run(input)
+        .map_err(|e| BpfError::Other(format!("BPF_PROG_TEST_RUN: {e}")))?;
     Ok((out.return_value as i32, out.duration))
 }
 
@@ -574,7 +756,11 @@ impl Sensors {
         let zero = vec![0u8; 8];
         let ncpu = libbpf_rs::num_possible_cpus().unwrap_or(1);
         for i in 0..abi::COUNTER_MAX as u32 {
-            let _ = self.flow.maps.counters.update_percpu(&i.to_ne_bytes(), &vec![zero.clone(); ncpu], MapFlags::ANY);
+            let _ = self.flow.maps.counters.update_percpu(
+                &i.to_ne_bytes(),
+                &vec![zero.clone(); ncpu],
+                MapFlags::ANY,
+            );
         }
     }
 }

@@ -26,7 +26,10 @@ pub struct TcAttachment {
 
 impl std::fmt::Debug for TcAttachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcAttachment").field("ifindex", &self.ifindex).field("mode", &self.mode).finish()
+        f.debug_struct("TcAttachment")
+            .field("ifindex", &self.ifindex)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -42,7 +45,9 @@ fn attach_tcx(prog: &Program<'_>, ifindex: u32) -> Result<Link, std::io::Error> 
     };
     // SAFETY: the program pointer is valid for the duration of the call; libbpf returns either
     // a new link we take ownership of, or NULL with errno set.
-    let ptr = unsafe { libbpf_sys::bpf_program__attach_tcx(prog.as_libbpf_object().as_ptr(), ifindex as i32, &opts) };
+    let ptr = unsafe {
+        libbpf_sys::bpf_program__attach_tcx(prog.as_libbpf_object().as_ptr(), ifindex as i32, &opts)
+    };
     match std::ptr::NonNull::new(ptr) {
         // SAFETY: non-null link freshly created by libbpf, owned by nobody else.
         Some(p) => Ok(unsafe { Link::from_ptr(p) }),
@@ -50,32 +55,65 @@ fn attach_tcx(prog: &Program<'_>, ifindex: u32) -> Result<Link, std::io::Error> 
     }
 }
 
-fn attach_legacy(ingress: &Program<'_>, egress: &Program<'_>, ifindex: u32) -> Result<Vec<TcHook>, BpfError> {
+fn attach_legacy(
+    ingress: &Program<'_>,
+    egress: &Program<'_>,
+    ifindex: u32,
+) -> Result<Vec<TcHook>, BpfError> {
     let mut hooks = Vec::new();
-    for (prog, point, dir) in [(ingress, TC_INGRESS, "ingress"), (egress, TC_EGRESS, "egress")] {
+    for (prog, point, dir) in [
+        (ingress, TC_INGRESS, "ingress"),
+        (egress, TC_EGRESS, "egress"),
+    ] {
         let mut builder = TcHookBuilder::new(prog.as_fd());
-        builder.ifindex(ifindex as i32).replace(true).handle(LEGACY_HANDLE).priority(LEGACY_PRIORITY);
+        builder
+            .ifindex(ifindex as i32)
+            .replace(true)
+            .handle(LEGACY_HANDLE)
+            .priority(LEGACY_PRIORITY);
         let mut hook = builder.hook(point);
         // EEXIST: the clsact qdisc is there already (ours from before, or another tool's).
         if let Err(e) = hook.create() {
             if e.kind() != libbpf_rs::ErrorKind::AlreadyExists {
-                return Err(BpfError::attach(format!("tc clsact on ifindex {ifindex}"), e));
+                return Err(BpfError::attach(
+                    format!("tc clsact on ifindex {ifindex}"),
+                    e,
+                ));
             }
         }
-        hook.attach().map_err(|e| BpfError::attach(format!("tc {dir} filter on ifindex {ifindex}"), e))?;
+        hook.attach()
+            .map_err(|e| BpfError::attach(format!("tc {dir} filter on ifindex {ifindex}"), e))?;
         hooks.push(hook);
     }
     Ok(hooks)
 }
 
-pub fn attach(ingress: &Program<'_>, egress: &Program<'_>, ifindex: u32) -> Result<TcAttachment, BpfError> {
+pub fn attach(
+    ingress: &Program<'_>,
+    egress: &Program<'_>,
+    ifindex: u32,
+) -> Result<TcAttachment, BpfError> {
     match (attach_tcx(ingress, ifindex), attach_tcx(egress, ifindex)) {
-        (Ok(i), Ok(e)) => Ok(TcAttachment { ifindex, mode: TcMode::Tcx, links: vec![i, e], hooks: vec![] }),
+        (Ok(i), Ok(e)) => Ok(TcAttachment {
+            ifindex,
+            mode: TcMode::Tcx,
+            links: vec![i, e],
+            hooks: vec![],
+        }),
         (first, second) => {
-            let err = first.err().or(second.err()).map(|e| e.to_string()).unwrap_or_default();
+            let err = first
+                .err()
+                .or(second.err())
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             tracing::debug!(ifindex, %err, "TCX attach failed, falling back to clsact");
             let hooks = attach_legacy(ingress, egress, ifindex)?;
-            Ok(TcAttachment { ifindex, mode: TcMode::Legacy, links: vec![], hooks })
+            Ok(TcAttachment {
+                ifindex,
+                mode: TcMode::Legacy,
+                links: vec![],
+                hooks,
+            })
         }
     }
 }

@@ -14,7 +14,11 @@ use fathom_agent::interfaces::AttachMode;
 use fathom_agent::AgentConfig;
 
 #[derive(Parser)]
-#[command(name = "fathom", version, about = "eBPF network observability and security for Linux and Kubernetes")]
+#[command(
+    name = "fathom",
+    version,
+    about = "eBPF network observability and security for Linux and Kubernetes"
+)]
 struct Cli {
     /// Log level for the agent's own messages (error, warn, info, debug, trace).
     #[arg(long, global = true, env = "FATHOM_LOG", default_value = "info")]
@@ -116,11 +120,17 @@ impl AgentArgs {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},libbpf=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> ExitCode {
@@ -128,7 +138,9 @@ fn main() -> ExitCode {
     let result: anyhow::Result<i32> = match cli.cmd {
         Command::Agent(args) => {
             init_logging(&cli.log_level);
-            args.into_config().and_then(|cfg| runtime()?.block_on(fathom_agent::run::run(cfg))).map(|()| 0)
+            args.into_config()
+                .and_then(|cfg| runtime()?.block_on(fathom_agent::run::run(cfg)))
+                .map(|()| 0)
         }
         Command::Observe(args) => runtime().and_then(|rt| rt.block_on(observe::run(args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),

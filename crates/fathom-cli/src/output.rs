@@ -23,7 +23,11 @@ pub struct Printer<W: Write> {
 }
 
 fn endpoint(e: &Endpoint) -> String {
-    let addr = if e.ip.is_ipv6() { format!("[{}]:{}", e.ip, e.port) } else { format!("{}:{}", e.ip, e.port) };
+    let addr = if e.ip.is_ipv6() {
+        format!("[{}]:{}", e.ip, e.port)
+    } else {
+        format!("{}:{}", e.ip, e.port)
+    };
     match e.pod_name() {
         Some(p) => format!("{p} ({addr})"),
         None => addr,
@@ -37,16 +41,32 @@ fn time_of_day(r: &Record) -> String {
 }
 
 fn flow_row(f: &Flow) -> [String; 8] {
-    let flags = f.l4.tcp_flags.map(|t| t.names().join(",")).unwrap_or_default();
+    let flags =
+        f.l4.tcp_flags
+            .map(|t| t.names().join(","))
+            .unwrap_or_default();
     let proc_ = f
         .process
         .as_ref()
         .map(|p| format!("{}[{}]", p.comm, p.pid))
-        .or_else(|| f.destination_process.as_ref().map(|p| format!("→{}[{}]", p.comm, p.pid)))
+        .or_else(|| {
+            f.destination_process
+                .as_ref()
+                .map(|p| format!("→{}[{}]", p.comm, p.pid))
+        })
         .unwrap_or_default();
     let event = match (f.event, f.end_reason) {
-        (fathom_model::FlowEvent::End, Some(r)) => format!("end:{}", serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
-        (e, _) => serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        (fathom_model::FlowEvent::End, Some(r)) => format!(
+            "end:{}",
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+        (e, _) => serde_json::to_value(e)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
     };
     [
         event,
@@ -60,9 +80,22 @@ fn flow_row(f: &Flow) -> [String; 8] {
     ]
 }
 
+fn table_row(c: &[String; 9]) -> String {
+    format!(
+        "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+    )
+}
+
 impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, streaming: bool) -> Self {
-        Printer { out, format, streaming, header_done: false, first: true }
+        Printer {
+            out,
+            format,
+            streaming,
+            header_done: false,
+            first: true,
+        }
     }
 
     pub fn record(&mut self, r: &Record) -> std::io::Result<()> {
@@ -81,11 +114,18 @@ impl<W: Write> Printer<W> {
             }
             Format::Table => {
                 if !self.header_done {
-                    writeln!(
-                        self.out,
-                        "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
-                        "TIME", "EVENT", "SOURCE", "DESTINATION", "PROTO", "FLAGS", "PKTS OUT/IN", "BYTES OUT/IN", "PROCESS"
-                    )?;
+                    let h = [
+                        "TIME",
+                        "EVENT",
+                        "SOURCE",
+                        "DESTINATION",
+                        "PROTO",
+                        "FLAGS",
+                        "PKTS OUT/IN",
+                        "BYTES OUT/IN",
+                        "PROCESS",
+                    ];
+                    writeln!(self.out, "{}", table_row(&h.map(String::from)))?;
                     self.header_done = true;
                 }
                 match r {
@@ -94,25 +134,39 @@ impl<W: Write> Printer<W> {
                         writeln!(
                             self.out,
                             "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
-                            time_of_day(r), c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+                            time_of_day(r),
+                            c[0],
+                            c[1],
+                            c[2],
+                            c[3],
+                            c[4],
+                            c[5],
+                            c[6],
+                            c[7]
                         )?;
                     }
                     Record::L7(l) => {
                         let status = l.exchange.status.clone().unwrap_or_default();
-                        let lat = l.exchange.latency_ns.map(|n| format!("{:.3}ms", n as f64 / 1e6)).unwrap_or_default();
-                        writeln!(
-                            self.out,
-                            "{:<12} {:<9} {:<36} {:<36} {:<6} {:<16} {:>11} {:>15} {}",
+                        let lat = l
+                            .exchange
+                            .latency_ns
+                            .map(|n| format!("{:.3}ms", n as f64 / 1e6))
+                            .unwrap_or_default();
+                        let row = [
                             time_of_day(r),
-                            l.exchange.detail.protocol().name(),
+                            l.exchange.detail.protocol().name().to_string(),
                             endpoint(&l.source),
                             endpoint(&l.destination),
-                            "tcp",
+                            "tcp".to_string(),
                             status,
                             lat,
                             format!("{}/{}", l.exchange.request_bytes, l.exchange.response_bytes),
-                            l.process.as_ref().map(|p| format!("{}[{}]", p.comm, p.pid)).unwrap_or_default()
-                        )?;
+                            l.process
+                                .as_ref()
+                                .map(|p| format!("{}[{}]", p.comm, p.pid))
+                                .unwrap_or_default(),
+                        ];
+                        writeln!(self.out, "{}", table_row(&row))?;
                     }
                 }
             }

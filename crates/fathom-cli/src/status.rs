@@ -34,14 +34,20 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(0);
     }
-    println!("agent {} on {} (pid {}), up {}s, API {}", st.version, st.node, st.pid, st.uptime_seconds, st.socket);
+    println!(
+        "agent {} on {} (pid {}), up {}s, API {}",
+        st.version, st.node, st.pid, st.uptime_seconds, st.socket
+    );
     println!(
         "events: {} received, {} dropped (pipeline queue full); records published: {}, in memory: {}",
         st.events_received, st.events_dropped, st.records_published, st.hub_records
     );
 
     println!("\nPROGRAMS");
-    println!("{:<20} {:<8} {:<16} {:>6} {:>12} {:>14}  ATTACHED TO", "NAME", "OBJECT", "TYPE", "ID", "RUNS", "RUN TIME (ns)");
+    println!(
+        "{:<20} {:<8} {:<16} {:>6} {:>12} {:>14}  ATTACHED TO",
+        "NAME", "OBJECT", "TYPE", "ID", "RUNS", "RUN TIME (ns)"
+    );
     let empty = Vec::new();
     for p in st.kernel["programs"].as_array().unwrap_or(&empty) {
         let attach: Vec<String> = p["attach"]
@@ -58,7 +64,11 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
             s(&p["id"]),
             s(&p["run_count"]),
             s(&p["run_time_ns"]),
-            if attach.is_empty() { "-".to_string() } else { attach.join(", ") }
+            if attach.is_empty() {
+                "-".to_string()
+            } else {
+                attach.join(", ")
+            }
         );
     }
     if st.kernel["bpf_stats_enabled"] != Value::Bool(true) {
@@ -66,19 +76,38 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
     }
 
     println!("\nMAPS");
-    println!("{:<16} {:<8} {:<14} {:>10} {:>10} {:>6}", "NAME", "OBJECT", "TYPE", "ENTRIES", "MAX", "FILL");
+    println!(
+        "{:<16} {:<8} {:<14} {:>10} {:>10} {:>6}",
+        "NAME", "OBJECT", "TYPE", "ENTRIES", "MAX", "FILL"
+    );
     for m in st.kernel["maps"].as_array().unwrap_or(&empty) {
         let max = m["max_entries"].as_u64().unwrap_or(0);
         let (entries, fill) = match m["entries"].as_u64() {
-            Some(e) if max > 0 => (e.to_string(), format!("{:.1}%", e as f64 * 100.0 / max as f64)),
+            Some(e) if max > 0 => (
+                e.to_string(),
+                format!("{:.1}%", e as f64 * 100.0 / max as f64),
+            ),
             _ => ("-".into(), "-".into()),
         };
-        println!("{:<16} {:<8} {:<14} {:>10} {:>10} {:>6}", s(&m["name"]), s(&m["object"]), s(&m["map_type"]), entries, max, fill);
+        println!(
+            "{:<16} {:<8} {:<14} {:>10} {:>10} {:>6}",
+            s(&m["name"]),
+            s(&m["object"]),
+            s(&m["map_type"]),
+            entries,
+            max,
+            fill
+        );
     }
 
     println!("\nINTERFACES");
     for i in st.kernel["interfaces"].as_array().unwrap_or(&empty) {
-        println!("  {:<16} ifindex {:<6} {}", s(&i["name"]), s(&i["ifindex"]), s(&i["mode"]));
+        println!(
+            "  {:<16} ifindex {:<6} {}",
+            s(&i["name"]),
+            s(&i["ifindex"]),
+            s(&i["mode"])
+        );
     }
     for e in &st.attach_errors {
         println!("  attach error: {e}");
@@ -100,7 +129,16 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
     println!("\nFEATURES (kernel {})", s(&st.features["kernel"]));
     for f in st.features["features"].as_array().unwrap_or(&empty) {
         let ok = f["available"].as_bool().unwrap_or(false);
-        println!("  {:<3} {:<14} {}", if ok { "yes" } else { "NO" }, s(&f["name"]), if ok { s(&f["impact"]) } else { format!("{} — {}", s(&f["detail"]), s(&f["impact"])) });
+        println!(
+            "  {:<3} {:<14} {}",
+            if ok { "yes" } else { "NO" },
+            s(&f["name"]),
+            if ok {
+                s(&f["impact"])
+            } else {
+                format!("{} — {}", s(&f["detail"]), s(&f["impact"]))
+            }
+        );
     }
     for w in st.kernel["warnings"].as_array().unwrap_or(&empty) {
         println!("  warning: {}", s(w));

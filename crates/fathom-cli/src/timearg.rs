@@ -21,7 +21,12 @@ mod tests {
         let now = Timestamp::now().as_nanos();
         let t = parse_time_arg("2h").unwrap().as_nanos();
         assert!((now - t).abs_diff(7_200_000_000_000) < 1_000_000_000);
-        assert_eq!(parse_time_arg("2026-11-26T02:00:00Z").unwrap().to_rfc3339(), "2026-11-26T02:00:00Z");
-        assert!(parse_time_arg("yesterday").unwrap_err().contains("neither a duration"));
+        assert_eq!(
+            parse_time_arg("2026-11-26T02:00:00Z").unwrap().to_rfc3339(),
+            "2026-11-26T02:00:00Z"
+        );
+        assert!(parse_time_arg("yesterday")
+            .unwrap_err()
+            .contains("neither a duration"));
     }
 }

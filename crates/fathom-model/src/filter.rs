@@ -45,7 +45,10 @@ impl FromStr for PodSelector {
                 pod: (!pod.is_empty()).then(|| pod.into()),
             },
             Some(_) => return Err(FilterError::BadPod(s.into())),
-            None => PodSelector { namespace: None, pod: Some(s.into()) },
+            None => PodSelector {
+                namespace: None,
+                pod: Some(s.into()),
+            },
         };
         Ok(sel)
     }
@@ -53,7 +56,9 @@ impl FromStr for PodSelector {
 
 impl PodSelector {
     pub fn matches(&self, ep: &Endpoint) -> bool {
-        let Some(pod) = ep.pod.as_deref() else { return false };
+        let Some(pod) = ep.pod.as_deref() else {
+            return false;
+        };
         if let Some(ns) = &self.namespace {
             if ep.namespace.as_deref() != Some(ns.as_str()) {
                 return false;
@@ -97,7 +102,10 @@ impl FromStr for LabelSelector {
         if k.is_empty() || k.contains(char::is_whitespace) {
             return Err(FilterError::BadLabel(s.into()));
         }
-        Ok(LabelSelector { key: k.into(), value: v })
+        Ok(LabelSelector {
+            key: k.into(),
+            value: v,
+        })
     }
 }
 
@@ -115,7 +123,9 @@ pub fn parse_cidr(s: &str) -> Result<IpNet, FilterError> {
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(n.trunc());
     }
-    s.parse::<IpAddr>().map(IpNet::from).map_err(|_| FilterError::BadCidr(s.into()))
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| FilterError::BadCidr(s.into()))
 }
 
 pub fn parse_protocol(s: &str) -> Result<L4Protocol, FilterError> {
@@ -204,7 +214,8 @@ impl FlowFilter {
             Record::Flow(f) => self.matches_flow(f),
             Record::L7(l7) => {
                 self.endpoints_match(&l7.source, &l7.destination)
-                    && (self.protocol.is_empty() || self.protocol.contains(&L4Protocol::Tcp)
+                    && (self.protocol.is_empty()
+                        || self.protocol.contains(&L4Protocol::Tcp)
                         || self.protocol.contains(&L4Protocol::Udp))
                     && any_or_empty(&self.comm, |c| {
                         l7.process.as_ref().is_some_and(|p| &p.comm == c)
@@ -219,13 +230,22 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn ep(ip: &str, port: u16, ns: Option<&str>, pod: Option<&str>, labels: &[(&str, &str)]) -> Endpoint {
+    fn ep(
+        ip: &str,
+        port: u16,
+        ns: Option<&str>,
+        pod: Option<&str>,
+        labels: &[(&str, &str)],
+    ) -> Endpoint {
         Endpoint {
             ip: ip.parse().unwrap(),
             port,
             pod: pod.map(Into::into),
             namespace: ns.map(Into::into),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
         }
     }
 
@@ -238,32 +258,63 @@ mod tests {
         assert!("a*".parse::<PodSelector>().unwrap().matches(&a));
         assert!(!"y/a".parse::<PodSelector>().unwrap().matches(&a));
         assert!(!"x/b".parse::<PodSelector>().unwrap().matches(&a));
-        assert_eq!("/a".parse::<PodSelector>(), Err(FilterError::BadPod("/a".into())));
-        assert_eq!("a/b/c".parse::<PodSelector>(), Err(FilterError::BadPod("a/b/c".into())));
+        assert_eq!(
+            "/a".parse::<PodSelector>(),
+            Err(FilterError::BadPod("/a".into()))
+        );
+        assert_eq!(
+            "a/b/c".parse::<PodSelector>(),
+            Err(FilterError::BadPod("a/b/c".into()))
+        );
     }
 
     #[test]
     fn cidr_and_label_parsing() {
         assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_cidr("fd00::1").unwrap().to_string(), "fd00::1/128");
-        assert!(matches!(parse_cidr("10.0.0.0/33"), Err(FilterError::BadCidr(_))));
-        assert!(matches!("=v".parse::<LabelSelector>(), Err(FilterError::BadLabel(_))));
-        assert!(matches!(parse_protocol("igmp"), Err(FilterError::BadProtocol(_))));
+        assert!(matches!(
+            parse_cidr("10.0.0.0/33"),
+            Err(FilterError::BadCidr(_))
+        ));
+        assert!(matches!(
+            "=v".parse::<LabelSelector>(),
+            Err(FilterError::BadLabel(_))
+        ));
+        assert!(matches!(
+            parse_protocol("igmp"),
+            Err(FilterError::BadProtocol(_))
+        ));
     }
 
     #[test]
     fn endpoint_filters_and_or_semantics() {
         let src = ep("10.0.0.1", 40000, Some("x"), Some("a"), &[("app", "web")]);
         let dst = ep("10.0.0.2", 80, Some("y"), Some("b"), &[("app", "db")]);
-        let f = FlowFilter { from_pod: vec!["x/a".parse().unwrap()], port: vec![80, 443], ..Default::default() };
+        let f = FlowFilter {
+            from_pod: vec!["x/a".parse().unwrap()],
+            port: vec![80, 443],
+            ..Default::default()
+        };
         assert!(f.endpoints_match(&src, &dst));
-        let f = FlowFilter { from_pod: vec!["y/b".parse().unwrap()], ..Default::default() };
+        let f = FlowFilter {
+            from_pod: vec!["y/b".parse().unwrap()],
+            ..Default::default()
+        };
         assert!(!f.endpoints_match(&src, &dst));
-        let f = FlowFilter { to_ip: vec![parse_cidr("10.0.0.2/32").unwrap()], ..Default::default() };
+        let f = FlowFilter {
+            to_ip: vec![parse_cidr("10.0.0.2/32").unwrap()],
+            ..Default::default()
+        };
         assert!(f.endpoints_match(&src, &dst));
-        let f = FlowFilter { label: vec!["app=db".parse().unwrap()], ..Default::default() };
+        let f = FlowFilter {
+            label: vec!["app=db".parse().unwrap()],
+            ..Default::default()
+        };
         assert!(f.endpoints_match(&src, &dst));
-        let f = FlowFilter { label: vec!["app=web".parse().unwrap(), "app=db".parse().unwrap()], ..Default::default() };
+        let f = FlowFilter {
+            label: vec!["app=web".parse().unwrap(), "app=db".parse().unwrap()],
+            ..Default::default()
+        };
         assert!(!f.endpoints_match(&src, &dst), "labels AND on one side");
     }
 }

@@ -23,7 +23,13 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(ip: IpAddr, port: u16) -> Self {
-        Endpoint { ip, port, pod: None, namespace: None, labels: BTreeMap::new() }
+        Endpoint {
+            ip,
+            port,
+            pod: None,
+            namespace: None,
+            labels: BTreeMap::new(),
+        }
     }
 
     /// `namespace/pod` when the endpoint is a known pod.
@@ -129,7 +135,11 @@ impl TcpFlags {
     }
 
     pub fn names(self) -> Vec<&'static str> {
-        Self::NAMES.iter().filter(|(b, _)| self.0 & b != 0).map(|(_, n)| *n).collect()
+        Self::NAMES
+            .iter()
+            .filter(|(b, _)| self.0 & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
     }
 
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {

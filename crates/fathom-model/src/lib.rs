@@ -9,7 +9,7 @@ pub mod time;
 
 pub use filter::{FilterError, FlowFilter, PodSelector};
 pub use flow::{
-    Endpoint, Flow, FlowEvent, FlowEndReason, InterfaceRef, L4Info, L4Protocol, ProcessInfo,
+    Endpoint, Flow, FlowEndReason, FlowEvent, InterfaceRef, L4Info, L4Protocol, ProcessInfo,
     TcpFlags, TcpInfo, Traffic,
 };
 pub use record::Record;

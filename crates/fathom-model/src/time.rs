@@ -33,7 +33,8 @@ impl Timestamp {
     }
 
     pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
-        let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("bad timestamp {s:?}: {e}"))?;
+        let t =
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("bad timestamp {s:?}: {e}"))?;
         let ns = t.unix_timestamp_nanos();
         if ns < 0 {
             return Err(format!("timestamp {s:?} is before 1970"));

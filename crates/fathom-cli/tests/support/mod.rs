@@ -57,7 +57,14 @@ impl Agent {
         let socket = dir.path().join("fathom.sock");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
         let child = Command::new(fathom())
-            .args(["agent", "--attach", "lab", "--end-linger", "300ms", "--socket"])
+            .args([
+                "agent",
+                "--attach",
+                "lab",
+                "--end-linger",
+                "300ms",
+                "--socket",
+            ])
             .arg(&socket)
             .stdout(Stdio::null())
             .stderr(log)
@@ -81,7 +88,11 @@ impl Agent {
                 .map(|o| o.status.success())
                 .unwrap_or(false);
             // Ready means attached: wait until the lab's interfaces are in the status.
-            if ok && self.status()["kernel"]["interfaces"].as_array().is_some_and(|a| !a.is_empty()) {
+            if ok
+                && self.status()["kernel"]["interfaces"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -94,7 +105,11 @@ impl Agent {
     }
 
     pub fn status(&self) -> Value {
-        let out = Command::new(fathom()).args(["status", "-o", "json", "--socket"]).arg(&self.socket).output().expect("status");
+        let out = Command::new(fathom())
+            .args(["status", "-o", "json", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .expect("status");
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
     }
 
@@ -107,12 +122,24 @@ impl Agent {
             .arg(&self.socket)
             .output()
             .expect("observe");
-        assert!(out.status.success(), "observe failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect()
+        assert!(
+            out.status.success(),
+            "observe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("jsonl line"))
+            .collect()
     }
 
     /// Poll `observe` until `pred` holds for the records or the time runs out.
-    pub fn wait_for(&self, args: &[&str], what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_for(
+        &self,
+        args: &[&str],
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let recs = self.observe(args);
@@ -120,7 +147,10 @@ impl Agent {
                 return recs;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; last answer: {recs:#?}\nagent log:\n{}", self.log());
+                panic!(
+                    "timed out waiting for {what}; last answer: {recs:#?}\nagent log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -184,7 +214,8 @@ http {{
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx (apt-get install nginx)");
-    pod.wait_for_tcp_listen(80, Duration::from_secs(10)).expect("nginx listening on :80");
+    pod.wait_for_tcp_listen(80, Duration::from_secs(10))
+        .expect("nginx listening on :80");
     Bg(child)
 }
 
@@ -193,5 +224,8 @@ pub fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 }
 
 pub fn u64_of(v: &Value, path: &[&str]) -> u64 {
-    path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(u64::MAX)
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_u64()
+        .unwrap_or(u64::MAX)
 }
