@@ -513,3 +513,21 @@ fn syn_after_end_starts_a_new_flow_on_the_same_tuple() {
         .count();
     assert_eq!(starts, 2);
 }
+
+#[test]
+fn table_snapshot_reads_every_entry_across_batches() {
+    // More flows than one batch (1024) so the batch token is exercised.
+    let s = sensors();
+    for i in 0..3000u32 {
+        let sa = [10, 1, (i >> 8) as u8, i as u8];
+        run(&s, &udp4(sa, 1000 + (i % 50) as u16, S4, 53, &[0; 1]));
+    }
+    let table = s.flow_table().unwrap();
+    let snap = flowtable::snapshot(&table);
+    assert_eq!(snap.len(), 3000);
+    let mut uniq: Vec<_> = snap.iter().map(|(k, _)| *k).collect();
+    uniq.sort_by_key(|k| (k.addr_lo, k.addr_hi, k.port_lo, k.port_hi));
+    uniq.dedup();
+    assert_eq!(uniq.len(), 3000, "no entry twice");
+    assert!(snap.iter().all(|(_, v)| v.packets[0] + v.packets[1] == 1));
+}
