@@ -2,13 +2,14 @@
 # is missing first (`make deps`).
 SHELL := /bin/bash
 CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # Third-party captures and vectors with known answers (read by the L7 tests).
 export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
 
 # Build: clang/llvm compile bpf/*.bpf.c; libelf/zlib/pkg-config for libbpf-sys; bpftool for vmlinux.h.
 # Test peers: real servers and clients the lab tests run against.
 DEB_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
-	curl nginx iperf3 python3 tcpdump tshark dnsutils procps
+	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables
 
 .PHONY: all deps build release run test test-unit check-clean bench vmlinux fmt clippy lint clean
 
@@ -32,16 +33,16 @@ release: deps
 
 # Starts the agent on this host with the embedded defaults and shows its live flows.
 run: release
-	./scripts/run.sh ./target/release/fathom
+	./scripts/run.sh $(TARGET_DIR)/release/fathom
 
 # Every test, the privileged kernel and lab tests included, then proof nothing was left behind.
 test: deps
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
-	./scripts/check-clean.sh ./target/debug/fathom
+	./scripts/check-clean.sh $(TARGET_DIR)/debug/fathom
 
 check-clean: build
-	./scripts/check-clean.sh ./target/debug/fathom
+	./scripts/check-clean.sh $(TARGET_DIR)/debug/fathom
 
 bench: deps
 	$(CARGO) bench --workspace

@@ -31,6 +31,7 @@ enum fathom_event_type {
 	FATHOM_EV_SOCK_TUPLE = 6,   /* a non-TCP socket sent its first datagram to a peer */
 	FATHOM_EV_PROC_EXEC = 7,
 	FATHOM_EV_PROC_EXIT = 8,
+	FATHOM_EV_DROP = 9, /* the kernel freed a packet with a drop reason */
 };
 
 /* ---- counters: one per-CPU array per BPF object, indexed by this enum ---- */
@@ -162,6 +163,36 @@ struct fathom_sock_owner {
 	__u32 tid;
 	__u64 cgroup_id;
 	char comm[FATHOM_COMM_LEN];
+};
+
+/*
+ * A packet the kernel dropped (skb/kfree_skb with a reason). Events are rate-limited per reason
+ * and CPU; `suppressed` carries how many drops of that reason were not reported since the last
+ * event. The per-reason counters (drop_counts map) are exact regardless.
+ */
+struct fathom_drop_event {
+	__u32 type;
+	__u32 reason;     /* enum skb_drop_reason value; names come from the kernel's BTF */
+	__u64 ts_ns;
+	__u64 location;   /* kernel address of the freeing call site */
+	__u32 ifindex;    /* skb->dev, 0 if none */
+	__u32 netns;      /* inode of the device's network namespace, 0 if unknown */
+	__u32 len;        /* skb->len */
+	__u32 suppressed;
+	__u16 l3_proto;   /* ETH_P_* (host order) */
+	__u8 family;      /* FATHOM_AF_*, 0 when not IP */
+	__u8 proto;
+	__u16 sport;
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Per-reason, per-CPU rate limiter state (drop.bpf.c). */
+struct fathom_drop_limit {
+	__u64 window_start_ns;
+	__u32 emitted;
+	__u32 suppressed;
 };
 
 #endif /* FATHOM_H */

@@ -5,7 +5,7 @@ use libbpf_cargo::SkeletonBuilder;
 use std::env;
 use std::path::PathBuf;
 
-const PROGRAMS: &[&str] = &["flow", "sock", "proc", "probe"];
+const PROGRAMS: &[&str] = &["flow", "sock", "proc", "drop", "probe"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

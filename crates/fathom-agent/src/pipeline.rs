@@ -19,6 +19,7 @@ use fathom_model::Record;
 use crate::assembly::{AssemblyConfig, AssemblyStats, Context, FlowAssembler};
 use crate::attribution::Attribution;
 use crate::clock::{boot_ns, BootClock};
+use crate::drops::DropDecoder;
 use crate::hub::Hub;
 use crate::interfaces::host_interfaces;
 use crate::inventory::Inventory;
@@ -76,6 +77,8 @@ pub fn start(
                 enricher,
                 hub,
                 counts: BTreeMap::new(),
+                drops: DropDecoder::load(),
+                node: cfg.assembly.node.clone(),
             };
             p.refresh_names();
             let mut next_tick = Instant::now() + cfg.tick;
@@ -134,6 +137,8 @@ struct Pipeline {
     enricher: Option<Arc<Enricher>>,
     hub: Arc<Hub>,
     counts: BTreeMap<&'static str, u64>,
+    drops: DropDecoder,
+    node: String,
 }
 
 impl Pipeline {
@@ -177,6 +182,15 @@ impl Pipeline {
                 });
                 tracing::trace!(?s, "socket event");
                 self.attribution.on_sock_event(&s, Instant::now());
+            }
+            KernelEvent::Drop(d) => {
+                self.count("drop");
+                let names = &self.ifnames;
+                let ifname = |i: u32| names.get(&i).cloned();
+                let rec = self
+                    .drops
+                    .record(&d, &self.inventory, &self.clock, &ifname, &self.node);
+                self.hub.publish(Record::Drop(rec));
             }
             KernelEvent::Proc(p) => {
                 self.count(if p.exec { "proc_exec" } else { "proc_exit" });

@@ -46,7 +46,17 @@ const struct fathom_layout_entry fathom_abi_layout[] = {
 	SZ(fathom_sock_owner)
 	OFF(fathom_sock_owner, pid) OFF(fathom_sock_owner, tid) OFF(fathom_sock_owner, cgroup_id)
 	OFF(fathom_sock_owner, comm)
+	SZ(fathom_drop_event)
+	OFF(fathom_drop_event, type) OFF(fathom_drop_event, reason) OFF(fathom_drop_event, ts_ns)
+	OFF(fathom_drop_event, location) OFF(fathom_drop_event, ifindex) OFF(fathom_drop_event, netns)
+	OFF(fathom_drop_event, len) OFF(fathom_drop_event, suppressed) OFF(fathom_drop_event, l3_proto)
+	OFF(fathom_drop_event, family) OFF(fathom_drop_event, proto) OFF(fathom_drop_event, sport)
+	OFF(fathom_drop_event, dport) OFF(fathom_drop_event, saddr) OFF(fathom_drop_event, daddr)
+	SZ(fathom_drop_limit)
+	OFF(fathom_drop_limit, window_start_ns) OFF(fathom_drop_limit, emitted)
+	OFF(fathom_drop_limit, suppressed)
 	{ "enum.FATHOM_CNT_MAX", FATHOM_CNT_MAX },
+	{ "enum.FATHOM_EV_DROP", FATHOM_EV_DROP },
 	{ "enum.FATHOM_EV_PROC_EXIT", FATHOM_EV_PROC_EXIT },
 	{ "const.FATHOM_FLOW_END_SENT", FATHOM_FLOW_END_SENT },
 	{ "const.FATHOM_IFACE_COUNT_EGRESS", FATHOM_IFACE_COUNT_EGRESS },

@@ -18,6 +18,7 @@ pub const EV_SOCK_CLOSE: u32 = 5;
 pub const EV_SOCK_TUPLE: u32 = 6;
 pub const EV_PROC_EXEC: u32 = 7;
 pub const EV_PROC_EXIT: u32 = 8;
+pub const EV_DROP: u32 = 9;
 
 pub const END_FIN: u32 = 1;
 pub const END_RST: u32 = 2;
@@ -185,6 +186,34 @@ pub struct SockOwnerRaw {
     pub comm: [u8; COMM_LEN],
 }
 
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropEventRaw {
+    pub r#type: u32,
+    pub reason: u32,
+    pub ts_ns: u64,
+    pub location: u64,
+    pub ifindex: u32,
+    pub netns: u32,
+    pub len: u32,
+    pub suppressed: u32,
+    pub l3_proto: u16,
+    pub family: u8,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropLimitRaw {
+    pub window_start_ns: u64,
+    pub emitted: u32,
+    pub suppressed: u32,
+}
+
 /// Plain-old-data: every bit pattern is a valid value (integers and integer arrays only), so a
 /// byte buffer of the right length can be reinterpreted as `Self`.
 ///
@@ -216,6 +245,8 @@ unsafe impl Pod for WatchedIfaceRaw {}
 unsafe impl Pod for SockEventRaw {}
 unsafe impl Pod for ProcEventRaw {}
 unsafe impl Pod for SockOwnerRaw {}
+unsafe impl Pod for DropEventRaw {}
+unsafe impl Pod for DropLimitRaw {}
 
 /// A NUL-terminated C string field as text (lossy: comm may hold any bytes).
 pub fn c_str(bytes: &[u8]) -> String {
@@ -334,6 +365,21 @@ mod tests {
         );
         layout!(
             rust,
+            "fathom_drop_event",
+            DropEventRaw,
+            [
+                reason, ts_ns, location, ifindex, netns, len, suppressed, l3_proto, family, proto,
+                sport, dport, saddr, daddr
+            ]
+        );
+        layout!(
+            rust,
+            "fathom_drop_limit",
+            DropLimitRaw,
+            [window_start_ns, emitted, suppressed]
+        );
+        layout!(
+            rust,
             "fathom_flow_event",
             FlowEventRaw,
             [end_reason, ts_ns, key, value]
@@ -343,11 +389,13 @@ mod tests {
             ("fathom_flow_event.type", offset_of!(FlowEventRaw, r#type)),
             ("fathom_sock_event.type", offset_of!(SockEventRaw, r#type)),
             ("fathom_proc_event.type", offset_of!(ProcEventRaw, r#type)),
+            ("fathom_drop_event.type", offset_of!(DropEventRaw, r#type)),
         ] {
             rust.insert(c.to_string(), off as u64);
         }
         rust.insert("enum.FATHOM_CNT_MAX".into(), COUNTER_MAX as u64);
         rust.insert("enum.FATHOM_EV_PROC_EXIT".into(), EV_PROC_EXIT as u64);
+        rust.insert("enum.FATHOM_EV_DROP".into(), EV_DROP as u64);
         rust.insert("const.FATHOM_FLOW_END_SENT".into(), FLOW_END_SENT as u64);
         rust.insert(
             "const.FATHOM_IFACE_COUNT_EGRESS".into(),

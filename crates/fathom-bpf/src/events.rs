@@ -86,12 +86,30 @@ pub struct ProcEvent {
     pub exit_code: i32,
 }
 
+/// A packet the kernel dropped. Addresses are present when the packet was IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropEvent {
+    pub ts_ns: u64,
+    pub reason: u32,
+    pub location: u64,
+    pub ifindex: u32,
+    pub netns: u32,
+    pub len: u32,
+    /// Drops of this reason not reported since the previous event (rate limit).
+    pub suppressed: u32,
+    pub l3_proto: u16,
+    pub proto: Option<u8>,
+    pub source: Option<SocketAddr>,
+    pub destination: Option<SocketAddr>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelEvent {
     FlowStart(FlowEventData),
     FlowEnd(FlowEventData, FlowEndKind),
     Sock(SockEvent),
     Proc(ProcEvent),
+    Drop(DropEvent),
 }
 
 fn record_type(bytes: &[u8]) -> Option<u32> {
@@ -157,6 +175,23 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
                 comm: c_str(&e.comm),
                 filename: c_str(&e.filename),
                 exit_code: e.exit_code,
+            }))
+        }
+        abi::EV_DROP => {
+            let e = abi::DropEventRaw::from_bytes(bytes)?;
+            let ip = e.family == abi::AF_INET || e.family == abi::AF_INET6;
+            Some(KernelEvent::Drop(DropEvent {
+                ts_ns: e.ts_ns,
+                reason: e.reason,
+                location: e.location,
+                ifindex: e.ifindex,
+                netns: e.netns,
+                len: e.len,
+                suppressed: e.suppressed,
+                l3_proto: e.l3_proto,
+                proto: ip.then_some(e.proto),
+                source: ip.then(|| SocketAddr::new(ip_from_raw(&e.saddr), e.sport)),
+                destination: ip.then(|| SocketAddr::new(ip_from_raw(&e.daddr), e.dport)),
             }))
         }
         _ => None,

@@ -152,6 +152,7 @@ fn path_feature(name: &'static str, impact: &'static str, path: &Path) -> Featur
 }
 
 pub fn probe() -> FeatureReport {
+    crate::sensors::install_libbpf_print();
     let mut f = vec![
         path_feature(
             "btf",

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod features;
 pub mod flowtable;
+pub mod kernelsyms;
 pub mod sensors;
 pub mod skel;
 pub mod tc;

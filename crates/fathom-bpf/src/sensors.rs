@@ -26,6 +26,7 @@ use crate::abi::{self, Counter, Pod, WatchedIfaceRaw};
 use crate::error::BpfError;
 use crate::events::{decode, KernelEvent};
 use crate::features::{cgroup2_mount, FeatureReport};
+use crate::skel::drop::{DropSkel, DropSkelBuilder};
 use crate::skel::flow::{FlowSkel, FlowSkelBuilder};
 use crate::skel::proc::{ProcSkel, ProcSkelBuilder};
 use crate::skel::sock::{SockSkel, SockSkelBuilder};
@@ -42,6 +43,10 @@ pub struct SensorConfig {
     pub sock: bool,
     /// Load the attribution/process programs (proc.bpf.c).
     pub proc: bool,
+    /// Load the kernel drop reason program (drop.bpf.c).
+    pub drop: bool,
+    /// Drop events per reason per CPU per second (counters stay exact above it).
+    pub drop_events_per_sec: u32,
 }
 
 impl Default for SensorConfig {
@@ -51,6 +56,8 @@ impl Default for SensorConfig {
             cgroup_root: None,
             sock: true,
             proc: true,
+            drop: true,
+            drop_events_per_sec: 100,
         }
     }
 }
@@ -95,6 +102,8 @@ pub struct SensorStatus {
     pub lost_events: BTreeMap<String, u64>,
     /// Records user space could not decode.
     pub decode_errors: u64,
+    /// Exact kernel drop counts by reason name (drop.bpf.c).
+    pub drops: BTreeMap<String, u64>,
     pub interfaces: Vec<InterfaceStatus>,
     pub warnings: Vec<String>,
     pub bpf_stats_enabled: bool,
@@ -125,6 +134,11 @@ fn libbpf_print(level: PrintLevel, msg: String) {
     }
 }
 
+/// Route libbpf's own messages (verifier logs, probe failures) through us instead of stderr.
+pub fn install_libbpf_print() {
+    libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
+}
+
 fn take_verifier_log() -> String {
     VERIFIER_LOG
         .lock()
@@ -142,6 +156,8 @@ pub struct Sensors {
     flow: FlowSkel<'static>,
     sock: Option<SockSkel<'static>>,
     proc: Option<ProcSkel<'static>>,
+    drop: Option<DropSkel<'static>>,
+    drop_reasons: crate::kernelsyms::DropReasons,
     links: Vec<(AttachPoint, Link)>,
     interfaces: BTreeMap<u32, (String, u32, TcAttachment)>,
     warnings: Vec<String>,
@@ -150,7 +166,7 @@ pub struct Sensors {
 
 impl Sensors {
     pub fn load(cfg: &SensorConfig, features: &FeatureReport) -> Result<Sensors, BpfError> {
-        libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
+        install_libbpf_print();
         let mut warnings = Vec::new();
 
         let flow = load_flow(cfg)?;
@@ -182,6 +198,18 @@ impl Sensors {
             None
         };
 
+        let drop = if cfg.drop {
+            match load_drop(cfg, &mut links) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    warnings.push(format!("kernel drop reasons disabled: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -189,6 +217,12 @@ impl Sensors {
             flow,
             sock,
             proc,
+            drop_reasons: if drop.is_some() {
+                crate::kernelsyms::DropReasons::from_vmlinux().unwrap_or_default()
+            } else {
+                Default::default()
+            },
+            drop,
             links,
             interfaces: BTreeMap::new(),
             warnings,
@@ -278,6 +312,11 @@ impl Sensors {
                 .add(&p.maps.proc_events, callback())
                 .map_err(err("proc_events"))?;
         }
+        if let Some(d) = &self.drop {
+            builder
+                .add(&d.maps.drop_events, callback())
+                .map_err(err("drop_events"))?;
+        }
         builder.build().map_err(|e| BpfError::Map {
             map: "ringbuf",
             source: e,
@@ -306,6 +345,35 @@ impl Sensors {
         if let Some(p) = &self.proc {
             out.insert("proc", read_counters(&p.maps.counters));
         }
+        if let Some(d) = &self.drop {
+            out.insert("drop", read_counters(&d.maps.counters));
+        }
+        out
+    }
+
+    /// Exact drop counts per kernel drop reason (summed over CPUs); empty without drop.bpf.c.
+    pub fn drop_counts(&self) -> BTreeMap<u32, u64> {
+        let mut out = BTreeMap::new();
+        let Some(d) = &self.drop else { return out };
+        for k in d.maps.drop_counts.keys() {
+            let Some(reason) = k
+                .get(..4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            else {
+                continue;
+            };
+            if let Ok(Some(per_cpu)) = d.maps.drop_counts.lookup_percpu(&k, MapFlags::ANY) {
+                let n: u64 = per_cpu
+                    .iter()
+                    .filter_map(|b| {
+                        b.get(..8).map(|b| {
+                            u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                        })
+                    })
+                    .sum();
+                out.insert(reason, n);
+            }
+        }
         out
     }
 
@@ -322,6 +390,11 @@ impl Sensors {
                 .unwrap_or(false),
             ..Default::default()
         };
+        st.drops = self
+            .drop_counts()
+            .into_iter()
+            .map(|(r, n)| (self.drop_reasons.name(r), n))
+            .collect();
         for (object, counters) in self.counters() {
             for c in Counter::ALL {
                 let v = counters[c as usize];
@@ -360,6 +433,9 @@ impl Sensors {
         if let Some(p) = &self.proc {
             collect_programs(&mut programs, "proc", p.object());
         }
+        if let Some(d) = &self.drop {
+            collect_programs(&mut programs, "drop", d.object());
+        }
         for p in &mut programs {
             p.attach = self
                 .links
@@ -391,6 +467,9 @@ impl Sensors {
         }
         if let Some(p) = &self.proc {
             collect_maps(&mut st.maps, "proc", p.object());
+        }
+        if let Some(d) = &self.drop {
+            collect_maps(&mut st.maps, "drop", d.object());
         }
         st
     }
@@ -623,6 +702,42 @@ fn load_proc(
             Err(e) => warnings.push(format!("{name} not attached to {cat}/{tp}: {e}")),
         }
     }
+    Ok(skel)
+}
+
+fn load_drop(
+    cfg: &SensorConfig,
+    links: &mut Vec<(AttachPoint, Link)>,
+) -> Result<DropSkel<'static>, BpfError> {
+    let mut open = DropSkelBuilder::default()
+        .open(storage())
+        .map_err(|e| BpfError::Load {
+            object: "drop",
+            log: String::new(),
+            source: e,
+        })?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.events_per_sec = cfg.drop_events_per_sec.max(1);
+    }
+    take_verifier_log();
+    let skel = open.load().map_err(|e| BpfError::Load {
+        object: "drop",
+        log: take_verifier_log(),
+        source: e,
+    })?;
+    let link = skel
+        .progs
+        .drop_kfree_skb
+        .attach_tracepoint(TracepointCategory::Custom("skb".into()), "kfree_skb")
+        .map_err(|e| BpfError::attach("skb/kfree_skb", e))?;
+    links.push((
+        AttachPoint {
+            program: "drop_kfree_skb".into(),
+            kind: "tracepoint".into(),
+            target: "skb/kfree_skb".into(),
+        },
+        link,
+    ));
     Ok(skel)
 }
 

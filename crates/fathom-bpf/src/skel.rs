@@ -17,6 +17,9 @@ pub mod sock {
 pub mod proc {
     include!(concat!(env!("OUT_DIR"), "/proc.skel.rs"));
 }
+pub mod drop {
+    include!(concat!(env!("OUT_DIR"), "/drop.skel.rs"));
+}
 pub mod probe {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }

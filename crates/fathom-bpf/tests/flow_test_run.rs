@@ -23,6 +23,7 @@ fn sensors() -> Sensors {
     let cfg = SensorConfig {
         sock: false,
         proc: false,
+        drop: false,
         ..Default::default()
     };
     Sensors::load(&cfg, &FeatureReport::default()).expect("load flow.bpf.c (are we root?)")

@@ -1,5 +1,6 @@
 //! `fathom`: the agent and the verbs that talk to it.
 
+mod drops;
 mod observe;
 mod output;
 mod status;
@@ -35,6 +36,8 @@ enum Command {
     Observe(observe::ObserveArgs),
     /// Programs, maps, attach points, counters, lost events and the kernel feature probe.
     Status(status::StatusArgs),
+    /// Packets the kernel dropped: top reasons, per pod, latest (or -f).
+    Drops(drops::DropsArgs),
     /// Network-namespace "pods" on this machine for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         }
         Command::Observe(args) => runtime().and_then(|rt| rt.block_on(observe::run(args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
+        Command::Drops(args) => runtime().and_then(|rt| rt.block_on(drops::run(args))),
         Command::Lab { cmd } => fathom_lab::run(cmd),
     };
     match result {

@@ -87,6 +87,7 @@ impl ObserveArgs {
                 comm: self.comm.clone(),
                 r#type: self.types.clone(),
                 event: self.event.clone(),
+                reason: Vec::new(),
             },
             last: self.last,
             since: self.since,

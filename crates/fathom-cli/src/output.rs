@@ -145,6 +145,27 @@ impl<W: Write> Printer<W> {
                             c[7]
                         )?;
                     }
+                    Record::Drop(d) => {
+                        let ep = |e: &Option<Endpoint>| {
+                            e.as_ref().map(endpoint).unwrap_or_else(|| "-".into())
+                        };
+                        let mut reason = d.reason.clone();
+                        if d.suppressed > 0 {
+                            reason.push_str(&format!(" (+{})", d.suppressed));
+                        }
+                        let row = [
+                            time_of_day(r),
+                            "drop".to_string(),
+                            ep(&d.source),
+                            ep(&d.destination),
+                            d.protocol.map(|p| p.to_string()).unwrap_or_default(),
+                            reason,
+                            String::new(),
+                            d.length.to_string(),
+                            d.location.clone(),
+                        ];
+                        writeln!(self.out, "{}", table_row(&row))?;
+                    }
                     Record::L7(l) => {
                         let status = l.exchange.status.clone().unwrap_or_default();
                         let lat = l

@@ -83,6 +83,8 @@ fn curl_to_nginx(ipv6: bool) {
     );
 
     let args = [
+        "--type",
+        "flow",
         "--from-pod",
         "x/a",
         "--to-pod",
@@ -172,7 +174,16 @@ fn curl_to_nginx(ipv6: bool) {
     );
 
     // The start record of the same flow carries the same id.
-    let starts = agent.observe(&["--from-pod", "x/a", "--protocol", "tcp", "--event", "start"]);
+    let starts = agent.observe(&[
+        "--type",
+        "flow",
+        "--from-pod",
+        "x/a",
+        "--protocol",
+        "tcp",
+        "--event",
+        "start",
+    ]);
     assert_eq!(starts.len(), 1, "{starts:#?}");
     assert_eq!(starts[0]["flow_id"], f["flow_id"]);
 }
@@ -213,6 +224,8 @@ fn udp_exchange_attributes_both_processes() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "300");
 
     let args = [
+        "--type",
+        "flow",
         "--from-pod",
         "x/a",
         "--to-pod",
@@ -257,6 +270,8 @@ fn refused_connection_ends_with_rst() {
     assert_eq!(status, 7, "curl: couldn't connect");
 
     let args = [
+        "--type",
+        "flow",
         "--from-pod",
         "x/a",
         "--to-pod",

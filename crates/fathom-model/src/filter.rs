@@ -171,6 +171,9 @@ pub struct FlowFilter {
     /// Flow record events (start, update, end); other record types pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event: Vec<FlowEvent>,
+    /// Kernel drop reasons (drop records only; others pass), e.g. NO_SOCKET.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reason: Vec<String>,
 }
 
 fn any_or_empty<T>(items: &[T], f: impl Fn(&T) -> bool) -> bool {
@@ -212,6 +215,16 @@ impl FlowFilter {
         }
         match r {
             Record::Flow(f) => self.matches_flow(f),
+            Record::Drop(d) => {
+                let unknown =
+                    Endpoint::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+                let src = d.source.as_ref().unwrap_or(&unknown);
+                let dst = d.destination.as_ref().unwrap_or(&unknown);
+                self.endpoints_match(src, dst)
+                    && any_or_empty(&self.protocol, |p| d.protocol == Some(*p))
+                    && any_or_empty(&self.reason, |r| r.eq_ignore_ascii_case(&d.reason))
+                    && self.comm.is_empty()
+            }
             Record::L7(l7) => {
                 self.endpoints_match(&l7.source, &l7.destination)
                     && (self.protocol.is_empty()

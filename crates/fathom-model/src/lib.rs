@@ -1,12 +1,14 @@
 //! The vocabulary every Fathom stage speaks: records produced by the pipeline and the filters
 //! that select them. Everything here is plain data with serde; no kernel, no I/O.
 
+pub mod drop;
 pub mod filter;
 pub mod flow;
 pub mod l7;
 pub mod record;
 pub mod time;
 
+pub use drop::DropRecord;
 pub use filter::{FilterError, FlowFilter, PodSelector};
 pub use flow::{
     Endpoint, Flow, FlowEndReason, FlowEvent, InterfaceRef, L4Info, L4Protocol, ProcessInfo,

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::drop::DropRecord;
 use crate::flow::Flow;
 use crate::l7::L7Record;
 use crate::time::Timestamp;
@@ -11,6 +12,7 @@ use crate::time::Timestamp;
 pub enum Record {
     Flow(Flow),
     L7(L7Record),
+    Drop(DropRecord),
 }
 
 impl Record {
@@ -18,6 +20,7 @@ impl Record {
         match self {
             Record::Flow(f) => f.time,
             Record::L7(r) => r.time,
+            Record::Drop(d) => d.time,
         }
     }
 
@@ -25,6 +28,7 @@ impl Record {
         match self {
             Record::Flow(_) => "flow",
             Record::L7(_) => "l7",
+            Record::Drop(_) => "drop",
         }
     }
 }
