@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::client::DEFAULT_SOCKET;
 use crate::interfaces::AttachMode;
+use crate::metrics::MetricsContext;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +35,10 @@ pub struct AgentConfig {
     pub update_interval: Duration,
     /// Node name on records; default: the host name.
     pub node: Option<String>,
+    /// Where `/metrics` is served (Prometheus text format); `None` disables it.
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// Source/destination labels on flow metrics: none, namespace, workload or pod.
+    pub metrics_context: MetricsContext,
 }
 
 impl Default for AgentConfig {
@@ -51,6 +56,8 @@ impl Default for AgentConfig {
             idle_timeout: Duration::from_secs(30),
             update_interval: Duration::from_secs(30),
             node: None,
+            metrics_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9965))),
+            metrics_context: MetricsContext::Namespace,
         }
     }
 }

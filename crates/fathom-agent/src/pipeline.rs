@@ -23,6 +23,7 @@ use crate::drops::DropDecoder;
 use crate::hub::Hub;
 use crate::interfaces::host_interfaces;
 use crate::inventory::Inventory;
+use crate::metrics::RecordMetrics;
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -56,15 +57,29 @@ pub struct PipelineStats {
     pub pods: usize,
 }
 
+/// What the pipeline reads from and writes to.
+pub struct PipelineIo {
+    pub events: Receiver<KernelEvent>,
+    pub flow_table: MapHandle,
+    pub hub: Arc<Hub>,
+    pub enricher: Option<Arc<Enricher>>,
+    pub metrics: Option<Arc<RecordMetrics>>,
+    pub stats: Arc<Mutex<PipelineStats>>,
+}
+
 pub fn start(
     cfg: PipelineConfig,
-    rx: Receiver<KernelEvent>,
-    table: MapHandle,
-    hub: Arc<Hub>,
-    enricher: Option<Arc<Enricher>>,
+    io: PipelineIo,
     stop: Arc<AtomicBool>,
-    stats: Arc<Mutex<PipelineStats>>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let PipelineIo {
+        events: rx,
+        flow_table: table,
+        hub,
+        enricher,
+        metrics,
+        stats,
+    } = io;
     std::thread::Builder::new()
         .name("fathom-pipeline".into())
         .spawn(move || {
@@ -79,6 +94,7 @@ pub fn start(
                 counts: BTreeMap::new(),
                 drops: DropDecoder::load(),
                 node: cfg.assembly.node.clone(),
+                metrics,
             };
             p.refresh_names();
             let mut next_tick = Instant::now() + cfg.tick;
@@ -139,9 +155,18 @@ struct Pipeline {
     counts: BTreeMap<&'static str, u64>,
     drops: DropDecoder,
     node: String,
+    metrics: Option<Arc<RecordMetrics>>,
 }
 
 impl Pipeline {
+    /// Every record leaves through here: metrics see exactly what subscribers see.
+    fn emit(&self, r: Record) {
+        if let Some(m) = &self.metrics {
+            m.observe(&r);
+        }
+        self.hub.publish(r);
+    }
+
     fn refresh_names(&mut self) {
         self.ifnames = host_interfaces(Path::new("/sys/class/net"))
             .into_iter()
@@ -190,7 +215,7 @@ impl Pipeline {
                 let rec = self
                     .drops
                     .record(&d, &self.inventory, &self.clock, &ifname, &self.node);
-                self.hub.publish(Record::Drop(rec));
+                self.emit(Record::Drop(rec));
             }
             KernelEvent::Proc(p) => {
                 self.count(if p.exec { "proc_exec" } else { "proc_exit" });
@@ -204,7 +229,7 @@ impl Pipeline {
             }
         }
         for f in out {
-            self.hub.publish(Record::Flow(f));
+            self.emit(Record::Flow(f));
         }
     }
 
@@ -227,7 +252,7 @@ impl Pipeline {
             flowtable::remove(table, k);
         }
         for f in outcome.records {
-            self.hub.publish(Record::Flow(f));
+            self.emit(Record::Flow(f));
         }
     }
 
@@ -242,7 +267,7 @@ impl Pipeline {
             ifname: &ifname,
         };
         for f in self.assembler.shutdown(&ctx) {
-            self.hub.publish(Record::Flow(f));
+            self.emit(Record::Flow(f));
         }
     }
 }

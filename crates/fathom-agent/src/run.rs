@@ -16,7 +16,8 @@ use crate::assembly::{hostname, AssemblyConfig};
 use crate::config::AgentConfig;
 use crate::hub::Hub;
 use crate::kernel::{self, KernelConfig, KernelShared};
-use crate::pipeline::{self, PipelineConfig, PipelineStats};
+use crate::metrics::{self, Metrics};
+use crate::pipeline::{self, PipelineConfig, PipelineIo, PipelineStats};
 use crate::status::LiveStatus;
 
 fn is_root() -> bool {
@@ -84,15 +85,21 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
-    let pt = pipeline::start(
-        pcfg,
-        rx,
-        kt.flow_table,
-        Arc::clone(&hub),
-        enricher,
-        Arc::clone(&stop),
+    let metrics = Arc::new(Metrics::new(
+        cfg.metrics_context,
+        Arc::clone(&shared),
         Arc::clone(&pstats),
-    )?;
+        Arc::clone(&hub),
+    ));
+    let io = PipelineIo {
+        events: rx,
+        flow_table: kt.flow_table,
+        hub: Arc::clone(&hub),
+        enricher,
+        metrics: Some(Arc::clone(&metrics.records)),
+        stats: Arc::clone(&pstats),
+    };
+    let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
 
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {
@@ -114,7 +121,9 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         cfg.socket.display()
     );
 
-    let shutdown = async {
+    // One signal ends every server: a watch channel flipped by SIGINT/SIGTERM.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -122,10 +131,27 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
         }
         tracing::info!("stopping");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
+    let metrics_task = cfg.metrics_address.map(|addr| {
+        eprintln!("fathom agent: metrics on http://{addr}/metrics");
+        let m = Arc::clone(&metrics);
+        let done = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, m, done).await {
+                tracing::error!("metrics endpoint: {e}");
+            }
+        })
+    });
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stopped(stop_rx))
         .await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
 
     stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_file(&cfg.socket);

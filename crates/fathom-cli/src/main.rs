@@ -81,6 +81,12 @@ struct AgentArgs {
     /// Node name on records (default: host name).
     #[arg(long, env = "FATHOM_NODE")]
     node: Option<String>,
+    /// Serve Prometheus metrics on this address (default 127.0.0.1:9965), or "off".
+    #[arg(long, env = "FATHOM_METRICS_ADDRESS")]
+    metrics_address: Option<String>,
+    /// Source/destination labels on flow metrics: none, namespace, workload, pod.
+    #[arg(long, env = "FATHOM_METRICS_CONTEXT")]
+    metrics_context: Option<fathom_agent::metrics::MetricsContext>,
 }
 
 impl AgentArgs {
@@ -114,6 +120,21 @@ impl AgentArgs {
         }
         if self.node.is_some() {
             c.node = self.node;
+        }
+        match self.metrics_address.as_deref() {
+            None => {}
+            Some("off") => c.metrics_address = None,
+            Some(a) => {
+                let addr = a.parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "--metrics-address {a:?}: {e} (expected e.g. 127.0.0.1:9965, or off)"
+                    )
+                })?;
+                c.metrics_address = Some(addr);
+            }
+        }
+        if let Some(v) = self.metrics_context {
+            c.metrics_context = v;
         }
         c.validate()?;
         Ok(c)

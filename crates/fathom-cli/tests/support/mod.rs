@@ -51,20 +51,20 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent attached to lab interfaces only, with a short end linger so tests are quick.
+    /// An agent attached to lab interfaces only, with a short end linger so tests are quick
+    /// and no metrics listener (tests may run agents side by side).
     pub fn start() -> Agent {
+        Agent::start_with(&["--metrics-address", "off"])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("fathom.sock");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
         let child = Command::new(fathom())
-            .args([
-                "agent",
-                "--attach",
-                "lab",
-                "--end-linger",
-                "300ms",
-                "--socket",
-            ])
+            .args(["agent", "--attach", "lab", "--end-linger", "300ms"])
+            .args(extra)
+            .arg("--socket")
             .arg(&socket)
             .stdout(Stdio::null())
             .stderr(log)
@@ -217,6 +217,14 @@ http {{
     pod.wait_for_tcp_listen(80, Duration::from_secs(10))
         .expect("nginx listening on :80");
     Bg(child)
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
