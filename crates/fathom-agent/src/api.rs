@@ -39,7 +39,13 @@ pub struct ApiState {
     pub status: Arc<dyn StatusSource>,
 }
 
+/// Everything the CLI uses, on the unix socket.
 pub fn router(state: ApiState) -> Router {
+    read_only_router(state)
+}
+
+/// The endpoints that only read: safe to also offer on the web listener.
+pub fn read_only_router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/health", get(|| async { "ok\n" }))
         .route("/v1/status", get(status))

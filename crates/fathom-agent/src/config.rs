@@ -35,8 +35,12 @@ pub struct AgentConfig {
     pub update_interval: Duration,
     /// Node name on records; default: the host name.
     pub node: Option<String>,
-    /// Where `/metrics` is served (Prometheus text format); `None` disables it.
-    pub metrics_address: Option<std::net::SocketAddr>,
+    /// The web listener: `/metrics`, the read-only API (`/v1/status`, `/v1/observe`) and the
+    /// web UI. `None` disables it. Bound beyond loopback it requires `web_token`.
+    pub web_address: Option<std::net::SocketAddr>,
+    /// Bearer token the web listener demands from every request when it is not bound to a
+    /// loopback address (`Authorization: Bearer …`, or `?token=` for the browser UI).
+    pub web_token: Option<String>,
     /// Source/destination labels on flow metrics: none, namespace, workload or pod.
     pub metrics_context: MetricsContext,
 }
@@ -56,7 +60,8 @@ impl Default for AgentConfig {
             idle_timeout: Duration::from_secs(30),
             update_interval: Duration::from_secs(30),
             node: None,
-            metrics_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9965))),
+            web_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9965))),
+            web_token: None,
             metrics_context: MetricsContext::Namespace,
         }
     }
@@ -105,6 +110,13 @@ impl AgentConfig {
                 "hub_capacity and event_queue must be at least 1".into(),
             ));
         }
+        if let Some(a) = self.web_address {
+            if !a.ip().is_loopback() && self.web_token.as_deref().is_none_or(|t| t.len() < 16) {
+                return Err(ConfigError::Invalid(format!(
+                    "web_address {a} is reachable from other hosts: set web_token (16+ characters) so that only holders of it can watch this node's traffic"
+                )));
+            }
+        }
         if self.end_linger > Duration::from_secs(60) {
             return Err(ConfigError::Invalid(
                 "end_linger above 60s would hold every TCP end back".into(),
@@ -139,6 +151,15 @@ mod tests {
         std::fs::write(&p, "flow_table_entries: 10\n").unwrap();
         let e = AgentConfig::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("below the minimum 1024"), "{e}");
+        std::fs::write(&p, "web_address: 0.0.0.0:9965\n").unwrap();
+        let e = AgentConfig::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("set web_token"), "{e}");
+        std::fs::write(
+            &p,
+            "web_address: 0.0.0.0:9965\nweb_token: a-long-enough-secret\n",
+        )
+        .unwrap();
+        assert!(AgentConfig::from_file(&p).is_ok());
         std::fs::write(&p, "idle_timeout: soon\n").unwrap();
         assert!(AgentConfig::from_file(&p).is_err());
     }

@@ -16,5 +16,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod run;
 pub mod status;
+pub mod ui;
+pub mod web;
 
 pub use config::AgentConfig;

@@ -16,9 +16,10 @@ use crate::assembly::{hostname, AssemblyConfig};
 use crate::config::AgentConfig;
 use crate::hub::Hub;
 use crate::kernel::{self, KernelConfig, KernelShared};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineConfig, PipelineIo, PipelineStats};
 use crate::status::LiveStatus;
+use crate::web;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -111,10 +112,11 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         pipeline: pstats,
         hub: Arc::clone(&hub),
     };
-    let app = api::router(ApiState {
+    let api_state = ApiState {
         hub,
         status: Arc::new(status),
-    });
+    };
+    let app = api::router(api_state.clone());
     tracing::info!(socket = %cfg.socket.display(), "agent ready");
     eprintln!(
         "fathom agent: ready, API on {} (fathom observe -f to watch flows)",
@@ -136,20 +138,24 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let metrics_task = cfg.metrics_address.map(|addr| {
-        eprintln!("fathom agent: metrics on http://{addr}/metrics");
-        let m = Arc::clone(&metrics);
+    let web_task = cfg.web_address.map(|addr| {
+        eprintln!("fathom agent: web UI on http://{addr}/, metrics on http://{addr}/metrics");
+        let router = web::router(
+            api_state.clone(),
+            Arc::clone(&metrics),
+            cfg.web_token.clone(),
+        );
         let done = stopped(stop_rx.clone());
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(addr, m, done).await {
-                tracing::error!("metrics endpoint: {e}");
+            if let Err(e) = web::serve(addr, router, done).await {
+                tracing::error!("web listener: {e}");
             }
         })
     });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(stopped(stop_rx))
         .await;
-    if let Some(t) = metrics_task {
+    if let Some(t) = web_task {
         let _ = t.await;
     }
 

@@ -81,9 +81,12 @@ struct AgentArgs {
     /// Node name on records (default: host name).
     #[arg(long, env = "FATHOM_NODE")]
     node: Option<String>,
-    /// Serve Prometheus metrics on this address (default 127.0.0.1:9965), or "off".
-    #[arg(long, env = "FATHOM_METRICS_ADDRESS")]
-    metrics_address: Option<String>,
+    /// Serve metrics, the read-only API and the web UI on this address (default 127.0.0.1:9965), or "off".
+    #[arg(long, env = "FATHOM_WEB_ADDRESS")]
+    web_address: Option<String>,
+    /// Token required on the web listener when it is not on loopback.
+    #[arg(long, env = "FATHOM_WEB_TOKEN")]
+    web_token: Option<String>,
     /// Source/destination labels on flow metrics: none, namespace, workload, pod.
     #[arg(long, env = "FATHOM_METRICS_CONTEXT")]
     metrics_context: Option<fathom_agent::metrics::MetricsContext>,
@@ -121,17 +124,20 @@ impl AgentArgs {
         if self.node.is_some() {
             c.node = self.node;
         }
-        match self.metrics_address.as_deref() {
+        match self.web_address.as_deref() {
             None => {}
-            Some("off") => c.metrics_address = None,
+            Some("off") => c.web_address = None,
             Some(a) => {
                 let addr = a.parse().map_err(|e| {
                     anyhow::anyhow!(
-                        "--metrics-address {a:?}: {e} (expected e.g. 127.0.0.1:9965, or off)"
+                        "--web-address {a:?}: {e} (expected e.g. 127.0.0.1:9965, or off)"
                     )
                 })?;
-                c.metrics_address = Some(addr);
+                c.web_address = Some(addr);
             }
+        }
+        if self.web_token.is_some() {
+            c.web_token = self.web_token;
         }
         if let Some(v) = self.metrics_context {
             c.metrics_context = v;

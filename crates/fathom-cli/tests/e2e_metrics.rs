@@ -37,7 +37,7 @@ fn prometheus_scrapes_flow_drop_and_health_metrics() {
     let lab = lab("e2eprom");
     let metrics_port = free_port();
     let agent = Agent::start_with(&[
-        "--metrics-address",
+        "--web-address",
         &format!("127.0.0.1:{metrics_port}"),
         "--metrics-context",
         "pod",

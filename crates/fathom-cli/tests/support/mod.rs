@@ -54,7 +54,7 @@ impl Agent {
     /// An agent attached to lab interfaces only, with a short end linger so tests are quick
     /// and no metrics listener (tests may run agents side by side).
     pub fn start() -> Agent {
-        Agent::start_with(&["--metrics-address", "off"])
+        Agent::start_with(&["--web-address", "off"])
     }
 
     pub fn start_with(extra: &[&str]) -> Agent {
