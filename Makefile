@@ -9,7 +9,7 @@ export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
 # Build: clang/llvm compile bpf/*.bpf.c; libelf/zlib/pkg-config for libbpf-sys; bpftool for vmlinux.h.
 # Test peers: real servers and clients the lab tests run against.
 DEB_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
-	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus
+	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus tmux chromium chromium-driver
 
 .PHONY: all deps build release run test test-unit check-clean bench vmlinux fmt clippy lint clean
 

@@ -2,9 +2,11 @@
 
 mod drops;
 mod observe;
+mod replay;
 mod output;
 mod status;
 mod timearg;
+mod top;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Packets the kernel dropped: top reasons, per pod, latest (or -f).
     Drops(drops::DropsArgs),
+    /// Live terminal view of the top flows, pods and drops.
+    Top(top::TopArgs),
+    /// Flows and L7 records from a pcap/pcapng file, or its matching packets to a new file.
+    Replay(replay::ReplayArgs),
     /// Network-namespace "pods" on this machine for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -147,6 +153,11 @@ impl AgentArgs {
     }
 }
 
+/// This machine's name, for records made outside the agent (replay).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},libbpf=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -175,6 +186,8 @@ fn main() -> ExitCode {
         Command::Observe(args) => runtime().and_then(|rt| rt.block_on(observe::run(args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
         Command::Drops(args) => runtime().and_then(|rt| rt.block_on(drops::run(args))),
+        Command::Top(args) => top::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Lab { cmd } => fathom_lab::run(cmd),
     };
     match result {

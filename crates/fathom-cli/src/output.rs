@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use fathom_model::l7::L7Detail;
 use fathom_model::{Endpoint, Flow, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +79,26 @@ fn flow_row(f: &Flow) -> [String; 8] {
         format!("{}/{}", f.traffic.bytes_out, f.traffic.bytes_in),
         proc_,
     ]
+}
+
+/// One line saying what the exchange was, per protocol.
+fn l7_summary(d: &L7Detail) -> String {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut s = match d {
+        L7Detail::Http(h) | L7Detail::Http2(h) => format!("{} {}{}", o(&h.method), o(&h.host), o(&h.path)),
+        L7Detail::Grpc(g) => format!("{}/{} grpc-status {}", o(&g.service), o(&g.method), g.grpc_status.map(|s| s.to_string()).unwrap_or_default()),
+        L7Detail::Dns(q) => format!("{} {} → {} answers", o(&q.qtype), o(&q.qname), q.answers.len()),
+        L7Detail::Redis(r) => format!("{} {}", o(&r.command), o(&r.key)),
+        L7Detail::Kafka(k) => format!("{} v{} {}", o(&k.api_name), k.api_version, k.topics.join(",")),
+        L7Detail::Postgres(p) => p.statement.clone().unwrap_or_else(|| p.kind.clone()),
+        L7Detail::Mysql(m) => m.statement.clone().unwrap_or_else(|| m.command.clone()),
+        L7Detail::Tls(t) => format!("sni {} {}", o(&t.sni), o(&t.version)),
+    };
+    s = s.replace(['\n', '\r', '\t'], " ");
+    if s.chars().count() > 80 {
+        s = s.chars().take(79).collect::<String>() + "…";
+    }
+    s
 }
 
 fn table_row(c: &[String; 9]) -> String {
@@ -167,25 +188,22 @@ impl<W: Write> Printer<W> {
                         writeln!(self.out, "{}", table_row(&row))?;
                     }
                     Record::L7(l) => {
-                        let status = l.exchange.status.clone().unwrap_or_default();
-                        let lat = l
-                            .exchange
-                            .latency_ns
-                            .map(|n| format!("{:.3}ms", n as f64 / 1e6))
-                            .unwrap_or_default();
+                        let x = &l.exchange;
+                        let lat = x.latency_ns.map(|n| format!("{:.3}ms", n as f64 / 1e6)).unwrap_or_default();
+                        let transport = match &x.detail {
+                            L7Detail::Dns(d) => d.transport.clone(),
+                            _ => "tcp".into(),
+                        };
                         let row = [
                             time_of_day(r),
-                            l.exchange.detail.protocol().name().to_string(),
+                            x.detail.protocol().name().to_string(),
                             endpoint(&l.source),
                             endpoint(&l.destination),
-                            "tcp".to_string(),
-                            status,
+                            transport,
+                            x.status.clone().unwrap_or_default(),
                             lat,
-                            format!("{}/{}", l.exchange.request_bytes, l.exchange.response_bytes),
-                            l.process
-                                .as_ref()
-                                .map(|p| format!("{}[{}]", p.comm, p.pid))
-                                .unwrap_or_default(),
+                            format!("{}/{}", x.request_bytes, x.response_bytes),
+                            l7_summary(&x.detail),
                         ];
                         writeln!(self.out, "{}", table_row(&row))?;
                     }

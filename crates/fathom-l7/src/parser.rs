@@ -50,3 +50,18 @@ pub trait ProtocolParser: Send {
 
     fn stats(&self) -> ParserStats;
 }
+
+/// Answer of a protocol's `detect(dir, data)` function during inference.
+///
+/// Detectors look only at the first bytes seen in one direction of a connection; they must not
+/// decide by port, and they must answer `NeedMore` (not `NoMatch`) while the prefix is still
+/// consistent with their protocol but too short to be sure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Detection {
+    /// The bytes are this protocol (with good confidence).
+    Match,
+    /// The bytes cannot be this protocol.
+    NoMatch,
+    /// The bytes so far are consistent with this protocol; more are needed to decide.
+    NeedMore,
+}
