@@ -37,6 +37,8 @@ pub struct ObserveRequest {
 pub struct ApiState {
     pub hub: Arc<Hub>,
     pub status: Arc<dyn StatusSource>,
+    /// Flow history for what the in-memory ring no longer (or never) held.
+    pub store: Option<Arc<fathom_store::StoreReader>>,
 }
 
 /// Everything the CLI uses, on the unix socket.
@@ -73,16 +75,53 @@ async fn observe(State(s): State<ApiState>, Json(req): Json<ObserveRequest>) -> 
     // high-water sequence number tells the live part what it may skip.
     let rx = req.follow.then(|| s.hub.subscribe());
     let q = RecentQuery {
-        last: req.last,
+        last: None,
         since: req.since,
         until: req.until,
     };
     let (recent, high) = s.hub.recent(&req.filter, &q);
-    let head = futures_util::stream::iter(
-        recent
-            .into_iter()
-            .map(|p| Ok::<_, Infallible>(line(&*p.record))),
-    );
+    let mut lines: Vec<Bytes> = Vec::new();
+    // Older than the ring (earlier runs, or records the ring has let go): from the store, up to
+    // the ring's oldest record so that nothing is returned twice.
+    let ring_oldest = s.hub.oldest();
+    let wants_older = req
+        .since
+        .is_some_and(|since| ring_oldest.is_none_or(|o| since < o))
+        || req.last.is_some_and(|n| n > recent.len());
+    if let (Some(store), true) = (s.store.clone(), wants_older) {
+        let until = match (req.until, ring_oldest) {
+            (Some(u), Some(o)) => Some(u.min(Timestamp(o.0.saturating_sub(1)))),
+            (None, Some(o)) => Some(Timestamp(o.0.saturating_sub(1))),
+            (u, None) => u,
+        };
+        let filter = req.filter.clone();
+        let (since, want) = (req.since, req.last.map(|n| n.saturating_sub(recent.len())));
+        let older =
+            tokio::task::spawn_blocking(move || store.query(&filter, since, until, want)).await;
+        match older {
+            Ok(Ok(older)) => lines.extend(older.iter().map(line)),
+            Ok(Err(e)) => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the flow history: {e}\n"),
+                )
+                    .into_response()
+            }
+            Err(e) => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the flow history: {e}\n"),
+                )
+                    .into_response()
+            }
+        }
+    }
+    lines.extend(recent.iter().map(|p| line(&*p.record)));
+    if let Some(n) = req.last {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    let head = futures_util::stream::iter(lines.into_iter().map(Ok::<_, Infallible>));
     let ndjson = [(header::CONTENT_TYPE, "application/x-ndjson")];
     let Some(rx) = rx else {
         return (ndjson, Body::from_stream(head)).into_response();

@@ -43,6 +43,10 @@ pub struct AgentConfig {
     pub web_token: Option<String>,
     /// Source/destination labels on flow metrics: none, namespace, workload or pod.
     pub metrics_context: MetricsContext,
+    /// Keep a flow history on disk (SQLite); false keeps only the in-memory ring.
+    pub store_enabled: bool,
+    /// Where and how long: path, max_age, max_bytes, batching (see fathom-store).
+    pub store: fathom_store::StoreConfig,
 }
 
 impl Default for AgentConfig {
@@ -63,6 +67,8 @@ impl Default for AgentConfig {
             web_address: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9965))),
             web_token: None,
             metrics_context: MetricsContext::Namespace,
+            store_enabled: true,
+            store: fathom_store::StoreConfig::default(),
         }
     }
 }
@@ -116,6 +122,11 @@ impl AgentConfig {
                     "web_address {a} is reachable from other hosts: set web_token (16+ characters) so that only holders of it can watch this node's traffic"
                 )));
             }
+        }
+        if self.store_enabled {
+            self.store
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("store: {e}")))?;
         }
         if self.end_linger > Duration::from_secs(60) {
             return Err(ConfigError::Invalid(

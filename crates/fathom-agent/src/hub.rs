@@ -67,6 +67,14 @@ impl Hub {
         self.ring.lock().map(|r| r.len()).unwrap_or(0)
     }
 
+    /// Time of the oldest record still in memory.
+    pub fn oldest(&self) -> Option<Timestamp> {
+        self.ring
+            .lock()
+            .ok()
+            .and_then(|r| r.front().map(|p| p.record.time()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

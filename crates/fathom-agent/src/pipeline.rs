@@ -64,6 +64,8 @@ pub struct PipelineIo {
     pub hub: Arc<Hub>,
     pub enricher: Option<Arc<Enricher>>,
     pub metrics: Option<Arc<RecordMetrics>>,
+    /// Flow history; `try_record` never blocks (a full queue drops and counts).
+    pub store: Option<fathom_store::StoreWriter>,
     pub stats: Arc<Mutex<PipelineStats>>,
 }
 
@@ -78,6 +80,7 @@ pub fn start(
         hub,
         enricher,
         metrics,
+        store,
         stats,
     } = io;
     std::thread::Builder::new()
@@ -95,6 +98,7 @@ pub fn start(
                 drops: DropDecoder::load(),
                 node: cfg.assembly.node.clone(),
                 metrics,
+                store,
             };
             p.refresh_names();
             let mut next_tick = Instant::now() + cfg.tick;
@@ -156,6 +160,7 @@ struct Pipeline {
     drops: DropDecoder,
     node: String,
     metrics: Option<Arc<RecordMetrics>>,
+    store: Option<fathom_store::StoreWriter>,
 }
 
 impl Pipeline {
@@ -163,6 +168,9 @@ impl Pipeline {
     fn emit(&self, r: Record) {
         if let Some(m) = &self.metrics {
             m.observe(&r);
+        }
+        if let Some(s) = &self.store {
+            s.try_record(r.clone());
         }
         self.hub.publish(r);
     }

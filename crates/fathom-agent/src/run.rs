@@ -73,6 +73,15 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         }
     };
 
+    let (store_writer, store_thread) = open_store(&cfg).await;
+    let store_reader = store_writer.as_ref().and_then(|w| match w.reader() {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::warn!("flow history cannot be read ({e}): observe answers from memory only");
+            None
+        }
+    });
+
     let hub = Hub::new(cfg.hub_capacity);
     let pstats = Arc::new(Mutex::new(PipelineStats::default()));
     let pcfg = PipelineConfig {
@@ -98,6 +107,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         hub: Arc::clone(&hub),
         enricher,
         metrics: Some(Arc::clone(&metrics.records)),
+        store: store_writer.clone(),
         stats: Arc::clone(&pstats),
     };
     let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
@@ -111,10 +121,12 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         kernel: Arc::clone(&shared),
         pipeline: pstats,
         hub: Arc::clone(&hub),
+        store: store_writer.clone(),
     };
     let api_state = ApiState {
         hub,
         status: Arc::new(status),
+        store: store_reader,
     };
     let app = api::router(api_state.clone());
     tracing::info!(socket = %cfg.socket.display(), "agent ready");
@@ -165,6 +177,46 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     if let Ok((Err(_), _) | (_, Err(_))) = k {
         tracing::error!("a worker thread panicked during shutdown");
     }
+    // The pipeline has published its last records: flush the history and close it.
+    if let (Some(w), Some(t)) = (store_writer, store_thread) {
+        w.shutdown();
+        match tokio::task::spawn_blocking(move || t.join()).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!("flow history: {e}"),
+            _ => tracing::error!("the flow history writer panicked"),
+        }
+    }
     eprintln!("fathom agent: stopped, programs detached");
     served.context("serving the API")
+}
+
+type StoreThread = std::thread::JoinHandle<Result<(), fathom_store::StoreError>>;
+
+/// Open (or recover) the flow history. Failing to is not fatal: the agent runs on its
+/// in-memory ring and says why.
+async fn open_store(cfg: &AgentConfig) -> (Option<fathom_store::StoreWriter>, Option<StoreThread>) {
+    if !cfg.store_enabled {
+        return (None, None);
+    }
+    let sc = cfg.store.clone();
+    let path = sc.path.display().to_string();
+    match tokio::task::spawn_blocking(move || fathom_store::Store::spawn_writer(sc)).await {
+        Ok(Ok((w, t))) => {
+            if let Some(r) = w.recovered() {
+                tracing::error!("flow history at {path} was unusable and was moved aside: {r:?}");
+            }
+            tracing::info!(%path, "flow history open");
+            (Some(w), Some(t))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "flow history at {path} unavailable ({e}): keeping records in memory only"
+            );
+            (None, None)
+        }
+        Err(e) => {
+            tracing::warn!("flow history at {path} unavailable ({e})");
+            (None, None)
+        }
+    }
 }

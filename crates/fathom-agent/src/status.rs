@@ -29,6 +29,9 @@ pub struct AgentStatus {
     pub records_published: u64,
     pub hub_records: usize,
     pub attach_errors: Vec<String>,
+    /// Flow history: rows, file size, written/dropped, oldest/newest, lag (null when disabled).
+    #[serde(default)]
+    pub store: serde_json::Value,
 }
 
 pub trait StatusSource: Send + Sync {
@@ -43,6 +46,7 @@ pub struct LiveStatus {
     pub kernel: Arc<KernelShared>,
     pub pipeline: Arc<Mutex<PipelineStats>>,
     pub hub: Arc<Hub>,
+    pub store: Option<fathom_store::StoreWriter>,
 }
 
 impl StatusSource for LiveStatus {
@@ -72,6 +76,11 @@ impl StatusSource for LiveStatus {
                 .attach_errors
                 .lock()
                 .map(|e| e.clone())
+                .unwrap_or_default(),
+            store: self
+                .store
+                .as_ref()
+                .map(|w| serde_json::to_value(w.stats()).unwrap_or_default())
                 .unwrap_or_default(),
         }
     }

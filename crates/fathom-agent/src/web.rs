@@ -127,6 +127,7 @@ mod tests {
             ApiState {
                 hub,
                 status: Arc::new(NoStatus),
+                store: None,
             },
             metrics,
             token.map(String::from),

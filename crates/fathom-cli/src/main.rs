@@ -2,8 +2,8 @@
 
 mod drops;
 mod observe;
-mod replay;
 mod output;
+mod replay;
 mod status;
 mod timearg;
 mod top;
@@ -90,6 +90,18 @@ struct AgentArgs {
     /// Serve metrics, the read-only API and the web UI on this address (default 127.0.0.1:9965), or "off".
     #[arg(long, env = "FATHOM_WEB_ADDRESS")]
     web_address: Option<String>,
+    /// Flow history database (default /var/lib/fathom/flows.db).
+    #[arg(long, env = "FATHOM_STORE_PATH")]
+    store_path: Option<PathBuf>,
+    /// Keep no flow history on disk (memory only).
+    #[arg(long)]
+    no_store: bool,
+    /// Delete history older than this (e.g. 7d, 36h).
+    #[arg(long, env = "FATHOM_RETENTION", value_parser = humantime::parse_duration)]
+    retention: Option<Duration>,
+    /// Keep the history below this size (bytes, or with K/M/G/KiB/MiB/GiB).
+    #[arg(long, env = "FATHOM_STORE_MAX_SIZE", value_parser = parse_size)]
+    store_max_size: Option<u64>,
     /// Token required on the web listener when it is not on loopback.
     #[arg(long, env = "FATHOM_WEB_TOKEN")]
     web_token: Option<String>,
@@ -142,6 +154,18 @@ impl AgentArgs {
                 c.web_address = Some(addr);
             }
         }
+        if let Some(p) = self.store_path {
+            c.store.path = p;
+        }
+        if self.no_store {
+            c.store_enabled = false;
+        }
+        if let Some(d) = self.retention {
+            c.store.max_age = d;
+        }
+        if let Some(n) = self.store_max_size {
+            c.store.max_bytes = n;
+        }
         if self.web_token.is_some() {
             c.web_token = self.web_token;
         }
@@ -153,9 +177,32 @@ impl AgentArgs {
     }
 }
 
+/// `1073741824`, `512M`, `1GiB`, `1.5G` → bytes (K/M/G are powers of 1024, as `du -h` counts).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: expected e.g. 512M or 1GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("bad size unit in {s:?}: use K, M, G or T")),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
 /// This machine's name, for records made outside the agent (replay).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn init_logging(level: &str) {
@@ -196,5 +243,20 @@ fn main() -> ExitCode {
             eprintln!("fathom: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("G").is_err());
     }
 }

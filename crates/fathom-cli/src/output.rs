@@ -85,11 +85,28 @@ fn flow_row(f: &Flow) -> [String; 8] {
 fn l7_summary(d: &L7Detail) -> String {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut s = match d {
-        L7Detail::Http(h) | L7Detail::Http2(h) => format!("{} {}{}", o(&h.method), o(&h.host), o(&h.path)),
-        L7Detail::Grpc(g) => format!("{}/{} grpc-status {}", o(&g.service), o(&g.method), g.grpc_status.map(|s| s.to_string()).unwrap_or_default()),
-        L7Detail::Dns(q) => format!("{} {} → {} answers", o(&q.qtype), o(&q.qname), q.answers.len()),
+        L7Detail::Http(h) | L7Detail::Http2(h) => {
+            format!("{} {}{}", o(&h.method), o(&h.host), o(&h.path))
+        }
+        L7Detail::Grpc(g) => format!(
+            "{}/{} grpc-status {}",
+            o(&g.service),
+            o(&g.method),
+            g.grpc_status.map(|s| s.to_string()).unwrap_or_default()
+        ),
+        L7Detail::Dns(q) => format!(
+            "{} {} → {} answers",
+            o(&q.qtype),
+            o(&q.qname),
+            q.answers.len()
+        ),
         L7Detail::Redis(r) => format!("{} {}", o(&r.command), o(&r.key)),
-        L7Detail::Kafka(k) => format!("{} v{} {}", o(&k.api_name), k.api_version, k.topics.join(",")),
+        L7Detail::Kafka(k) => format!(
+            "{} v{} {}",
+            o(&k.api_name),
+            k.api_version,
+            k.topics.join(",")
+        ),
         L7Detail::Postgres(p) => p.statement.clone().unwrap_or_else(|| p.kind.clone()),
         L7Detail::Mysql(m) => m.statement.clone().unwrap_or_else(|| m.command.clone()),
         L7Detail::Tls(t) => format!("sni {} {}", o(&t.sni), o(&t.version)),
@@ -189,7 +206,10 @@ impl<W: Write> Printer<W> {
                     }
                     Record::L7(l) => {
                         let x = &l.exchange;
-                        let lat = x.latency_ns.map(|n| format!("{:.3}ms", n as f64 / 1e6)).unwrap_or_default();
+                        let lat = x
+                            .latency_ns
+                            .map(|n| format!("{:.3}ms", n as f64 / 1e6))
+                            .unwrap_or_default();
                         let transport = match &x.detail {
                             L7Detail::Dns(d) => d.transport.clone(),
                             _ => "tcp".into(),

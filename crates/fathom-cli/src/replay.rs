@@ -72,7 +72,10 @@ fn print_stats(s: &ReplayStats) {
         eprintln!("replay: {p}: {ps:?}");
     }
     if s.unidentified_connections > 0 {
-        eprintln!("replay: {} connections ({} bytes) of no recognised protocol", s.unidentified_connections, s.unidentified_bytes);
+        eprintln!(
+            "replay: {} connections ({} bytes) of no recognised protocol",
+            s.unidentified_connections, s.unidentified_bytes
+        );
     }
 }
 
@@ -86,10 +89,17 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         r#type: args.types.clone(),
         ..Default::default()
     };
-    let opts = ReplayOptions { node: crate::hostname(), ..ReplayOptions::default() }.with_protocols(args.protocol.clone());
+    let opts = ReplayOptions {
+        node: crate::hostname(),
+        ..ReplayOptions::default()
+    }
+    .with_protocols(args.protocol.clone());
 
     if let Some(out) = &args.write_pcap {
-        let pf = PcapFilter { flow: filter, protocols: args.protocol.clone() };
+        let pf = PcapFilter {
+            flow: filter,
+            protocols: args.protocol.clone(),
+        };
         let s = write_filtered_pcap(&args.file, out, &pf, &opts)?;
         eprintln!(
             "wrote {} of {} packets ({} flows) to {} (link type {})",

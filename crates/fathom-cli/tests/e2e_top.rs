@@ -12,12 +12,19 @@ struct Tmux(String);
 
 impl Tmux {
     fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().expect("tmux capture-pane");
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn keys(&self, k: &str) {
-        assert!(Command::new("tmux").args(["send-keys", "-t", &self.0, k]).status().unwrap().success());
+        assert!(Command::new("tmux")
+            .args(["send-keys", "-t", &self.0, k])
+            .status()
+            .unwrap()
+            .success());
     }
 
     fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
@@ -27,19 +34,28 @@ impl Tmux {
             if pred(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "screen never showed {what}:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "screen never showed {what}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
     fn alive(&self) -> bool {
-        Command::new("tmux").args(["has-session", "-t", &self.0]).status().map(|s| s.success()).unwrap_or(false)
+        Command::new("tmux")
+            .args(["has-session", "-t", &self.0])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
     }
 }
 
@@ -53,7 +69,12 @@ fn top_shows_flows_pods_and_drops_and_reacts_to_keys() {
     let dir = tempfile::tempdir().unwrap();
     let _nginx = nginx(&b, dir.path(), 200_000);
     for _ in 0..3 {
-        assert!(a.command("curl").args(["-s", "-o", "/dev/null", &format!("http://{}/file", b.ipv4)]).status().unwrap().success());
+        assert!(a
+            .command("curl")
+            .args(["-s", "-o", "/dev/null", &format!("http://{}/file", b.ipv4)])
+            .status()
+            .unwrap()
+            .success());
     }
     let st = a
         .command("python3")
@@ -63,15 +84,40 @@ fn top_shows_flows_pods_and_drops_and_reacts_to_keys() {
     assert!(st.success());
 
     let session = Tmux(format!("fathom-top-{}", std::process::id()));
-    let cmd = format!("{} top --interval 300ms --socket {}", fathom(), agent.socket.display());
-    assert!(Command::new("tmux").args(["new-session", "-d", "-s", &session.0, "-x", "160", "-y", "40", &cmd]).status().unwrap().success());
+    let cmd = format!(
+        "{} top --interval 300ms --socket {}",
+        fathom(),
+        agent.socket.display()
+    );
+    assert!(Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session.0,
+            "-x",
+            "160",
+            "-y",
+            "40",
+            &cmd
+        ])
+        .status()
+        .unwrap()
+        .success());
 
-    let s = session.wait_for("the curl flows", |s| s.matches("x/a:").count() >= 3 && s.contains("y/b:80"));
-    assert!(s.contains("SOURCE") && s.contains("BYTES") && s.contains("sort: bytes"), "{s}");
+    let s = session.wait_for("the curl flows", |s| {
+        s.matches("x/a:").count() >= 3 && s.contains("y/b:80")
+    });
+    assert!(
+        s.contains("SOURCE") && s.contains("BYTES") && s.contains("sort: bytes"),
+        "{s}"
+    );
     assert!(s.contains("curl["), "client process shown:\n{s}");
 
     session.keys("2");
-    let s = session.wait_for("the pods view", |s| s.contains("POD") && s.contains("RECEIVED"));
+    let s = session.wait_for("the pods view", |s| {
+        s.contains("POD") && s.contains("RECEIVED")
+    });
     assert!(s.contains("x/a") && s.contains("y/b"), "{s}");
     // y/b sent three 200 kB responses.
     assert!(s.contains("KiB") || s.contains("MiB"), "{s}");
@@ -80,7 +126,9 @@ fn top_shows_flows_pods_and_drops_and_reacts_to_keys() {
     session.wait_for("sort by packets", |s| s.contains("sort: packets"));
 
     session.keys("3");
-    let s = session.wait_for("the drops view", |s| s.contains("REASON") && s.contains("NO_SOCKET"));
+    let s = session.wait_for("the drops view", |s| {
+        s.contains("REASON") && s.contains("NO_SOCKET")
+    });
     assert!(s.contains("y/b"), "{s}");
 
     session.keys("q");

@@ -293,7 +293,12 @@ impl ProtocolParser for AutoParser {
                     let tail = &data[take..];
                     match &mut self.engine {
                         Engine::Parsing { parser, flipped } => {
-                            parser.feed(if *flipped { dir.reverse() } else { dir }, ts_ns, tail, out);
+                            parser.feed(
+                                if *flipped { dir.reverse() } else { dir },
+                                ts_ns,
+                                tail,
+                                out,
+                            );
                         }
                         _ => {
                             self.stats.inference_overflow += tail.len() as u64;

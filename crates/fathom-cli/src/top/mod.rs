@@ -37,12 +37,19 @@ enum Feed {
 
 pub fn run(args: TopArgs) -> anyhow::Result<i32> {
     // Fail before touching the terminal when the agent is not there.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let client = AgentClient::new(&args.socket);
     let status = rt.block_on(client.status())?;
 
     let (tx, rx) = mpsc::channel::<Feed>();
-    let req = ObserveRequest { since: Some(args.since), follow: true, ..Default::default() };
+    let req = ObserveRequest {
+        since: Some(args.since),
+        follow: true,
+        ..Default::default()
+    };
     rt.spawn(async move {
         let feed = tx.clone();
         let r = client
@@ -73,7 +80,12 @@ fn event_loop(
     node: &str,
 ) -> anyhow::Result<()> {
     let mut model = TopModel::default();
-    let mut st = ViewState { tab: Tab::Flows, sort: SortKey::Bytes, paused: false, header: String::new() };
+    let mut st = ViewState {
+        tab: Tab::Flows,
+        sort: SortKey::Bytes,
+        paused: false,
+        header: String::new(),
+    };
     let mut problem: Option<String> = None;
     let mut next_draw = Instant::now();
     loop {
@@ -90,7 +102,10 @@ fn event_loop(
                 "fathom top — node {node} — {} records, {} lost{}",
                 model.records,
                 model.lost,
-                problem.as_deref().map(|p| format!(" — {p}")).unwrap_or_default()
+                problem
+                    .as_deref()
+                    .map(|p| format!(" — {p}"))
+                    .unwrap_or_default()
             );
             terminal.draw(|f| view::draw(f, &model, &st))?;
             next_draw = Instant::now() + args.interval;

@@ -92,7 +92,8 @@ impl TopModel {
                     .and_then(Endpoint::pod_name)
                     .or_else(|| d.source.as_ref().and_then(Endpoint::pod_name))
                     .unwrap_or_else(|| "(host)".into());
-                *self.drops.entry((pod, d.reason.clone())).or_default() += 1 + u64::from(d.suppressed);
+                *self.drops.entry((pod, d.reason.clone())).or_default() +=
+                    1 + u64::from(d.suppressed);
             }
             Record::L7(_) => {}
         }
@@ -137,9 +138,15 @@ impl TopModel {
         for (row, src, dst) in self.flows.values() {
             // The source sent the flow's "out" half and received the "in" half; the
             // destination the other way round.
-            for (pod, sent, received) in [(src, row.bytes_out, row.bytes_in), (dst, row.bytes_in, row.bytes_out)] {
+            for (pod, sent, received) in [
+                (src, row.bytes_out, row.bytes_in),
+                (dst, row.bytes_in, row.bytes_out),
+            ] {
                 let Some(p) = pod else { continue };
-                let e = by.entry(p.clone()).or_insert_with(|| PodRow { pod: p.clone(), ..Default::default() });
+                let e = by.entry(p.clone()).or_insert_with(|| PodRow {
+                    pod: p.clone(),
+                    ..Default::default()
+                });
                 e.flows += 1;
                 e.packets += row.packets;
                 e.bytes_sent += sent;
@@ -147,7 +154,10 @@ impl TopModel {
             }
         }
         for ((pod, _), n) in &self.drops {
-            let e = by.entry(pod.clone()).or_insert_with(|| PodRow { pod: pod.clone(), ..Default::default() });
+            let e = by.entry(pod.clone()).or_insert_with(|| PodRow {
+                pod: pod.clone(),
+                ..Default::default()
+            });
             e.drops += n;
         }
         let mut rows: Vec<PodRow> = by.into_values().collect();
@@ -165,7 +175,11 @@ impl TopModel {
 
     /// (pod, reason, count), most first.
     pub fn drops(&self) -> Vec<(String, String, u64)> {
-        let mut v: Vec<_> = self.drops.iter().map(|((p, r), n)| (p.clone(), r.clone(), *n)).collect();
+        let mut v: Vec<_> = self
+            .drops
+            .iter()
+            .map(|((p, r), n)| (p.clone(), r.clone(), *n))
+            .collect();
         v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
         v
     }
@@ -194,8 +208,22 @@ mod tests {
             destination: ep(dst, 80),
             process: None,
             destination_process: None,
-            l4: L4Info { protocol: L4Protocol::Tcp, tcp_flags: None, tcp_flags_out: None, tcp_flags_in: None, icmp_type: None, icmp_code: None },
-            traffic: Traffic { packets_out: 2, packets_in: 1, bytes_out: bytes, bytes_in: 0, payload_bytes_out: 0, payload_bytes_in: 0 },
+            l4: L4Info {
+                protocol: L4Protocol::Tcp,
+                tcp_flags: None,
+                tcp_flags_out: None,
+                tcp_flags_in: None,
+                icmp_type: None,
+                icmp_code: None,
+            },
+            traffic: Traffic {
+                packets_out: 2,
+                packets_in: 1,
+                bytes_out: bytes,
+                bytes_in: 0,
+                payload_bytes_out: 0,
+                payload_bytes_in: 0,
+            },
             tcp: TcpInfo::default(),
             first_seen: Timestamp(1),
             last_seen: Timestamp(1),
@@ -227,13 +255,22 @@ mod tests {
         }));
         let flows = m.flows(SortKey::Bytes);
         assert_eq!(flows.len(), 2);
-        assert_eq!((flows[0].bytes, flows[0].ended, flows[0].source.as_str()), (1000, true, "x/a:40000"));
+        assert_eq!(
+            (flows[0].bytes, flows[0].ended, flows[0].source.as_str()),
+            (1000, true, "x/a:40000")
+        );
         let pods = m.pods(SortKey::Bytes);
         assert_eq!(pods[0].pod, "y/b");
-        assert_eq!((pods[0].flows, pods[0].bytes_received, pods[0].drops), (2, 1500, 3));
+        assert_eq!(
+            (pods[0].flows, pods[0].bytes_received, pods[0].drops),
+            (2, 1500, 3)
+        );
         let by_drops = m.pods(SortKey::Drops);
         assert_eq!(by_drops[0].pod, "y/b");
-        assert_eq!(m.drops(), vec![("y/b".to_string(), "NO_SOCKET".to_string(), 3)]);
+        assert_eq!(
+            m.drops(),
+            vec![("y/b".to_string(), "NO_SOCKET".to_string(), 3)]
+        );
         assert_eq!(m.records, 4);
     }
 }

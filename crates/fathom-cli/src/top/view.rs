@@ -49,12 +49,26 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 pub fn draw(f: &mut Frame, m: &TopModel, st: &ViewState) {
-    let [head, tabs, body, help] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(f.area());
+    let [head, tabs, body, help] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
     f.render_widget(Line::from(st.header.clone()).bold(), head);
     let selected = Tab::ALL.iter().position(|t| *t == st.tab).unwrap_or(0);
-    f.render_widget(Tabs::new(Tab::ALL.map(Tab::title)).select(selected).highlight_style(Style::new().reversed()), tabs);
-    let title = format!(" sort: {}{} ", st.sort.name(), if st.paused { "  [paused]" } else { "" });
+    f.render_widget(
+        Tabs::new(Tab::ALL.map(Tab::title))
+            .select(selected)
+            .highlight_style(Style::new().reversed()),
+        tabs,
+    );
+    let title = format!(
+        " sort: {}{} ",
+        st.sort.name(),
+        if st.paused { "  [paused]" } else { "" }
+    );
     let block = Block::new().borders(Borders::TOP).title(title);
     let bold = Style::new().add_modifier(Modifier::BOLD);
     match st.tab {
@@ -72,9 +86,28 @@ pub fn draw(f: &mut Frame, m: &TopModel, st: &ViewState) {
             });
             let t = Table::new(
                 rows,
-                [Constraint::Percentage(24), Constraint::Percentage(24), Constraint::Length(7), Constraint::Length(9), Constraint::Length(11), Constraint::Percentage(16), Constraint::Length(6)],
+                [
+                    Constraint::Percentage(24),
+                    Constraint::Percentage(24),
+                    Constraint::Length(7),
+                    Constraint::Length(9),
+                    Constraint::Length(11),
+                    Constraint::Percentage(16),
+                    Constraint::Length(6),
+                ],
             )
-            .header(Row::new(["SOURCE", "DESTINATION", "PROTO", "PACKETS", "BYTES", "PROCESS", "STATE"]).style(bold))
+            .header(
+                Row::new([
+                    "SOURCE",
+                    "DESTINATION",
+                    "PROTO",
+                    "PACKETS",
+                    "BYTES",
+                    "PROCESS",
+                    "STATE",
+                ])
+                .style(bold),
+            )
             .block(block);
             f.render_widget(t, body);
         }
@@ -89,18 +122,44 @@ pub fn draw(f: &mut Frame, m: &TopModel, st: &ViewState) {
                     Cell::from(r.drops.to_string()),
                 ])
             });
-            let t = Table::new(rows, [Constraint::Percentage(34), Constraint::Length(7), Constraint::Length(12), Constraint::Length(12), Constraint::Length(10), Constraint::Length(8)])
-                .header(Row::new(["POD", "FLOWS", "SENT", "RECEIVED", "PACKETS", "DROPS"]).style(bold))
-                .block(block);
+            let t = Table::new(
+                rows,
+                [
+                    Constraint::Percentage(34),
+                    Constraint::Length(7),
+                    Constraint::Length(12),
+                    Constraint::Length(12),
+                    Constraint::Length(10),
+                    Constraint::Length(8),
+                ],
+            )
+            .header(Row::new(["POD", "FLOWS", "SENT", "RECEIVED", "PACKETS", "DROPS"]).style(bold))
+            .block(block);
             f.render_widget(t, body);
         }
         Tab::Drops => {
-            let rows = m.drops().into_iter().map(|(pod, reason, n)| Row::new(vec![Cell::from(pod), Cell::from(reason), Cell::from(n.to_string())]));
-            let t = Table::new(rows, [Constraint::Percentage(40), Constraint::Percentage(40), Constraint::Length(10)])
-                .header(Row::new(["POD", "REASON", "DROPS"]).style(bold))
-                .block(block);
+            let rows = m.drops().into_iter().map(|(pod, reason, n)| {
+                Row::new(vec![
+                    Cell::from(pod),
+                    Cell::from(reason),
+                    Cell::from(n.to_string()),
+                ])
+            });
+            let t = Table::new(
+                rows,
+                [
+                    Constraint::Percentage(40),
+                    Constraint::Percentage(40),
+                    Constraint::Length(10),
+                ],
+            )
+            .header(Row::new(["POD", "REASON", "DROPS"]).style(bold))
+            .block(block);
             f.render_widget(t, body);
         }
     }
-    f.render_widget(Line::from("1/2/3 or Tab: view   s: sort   p: pause   q: quit").dim(), help);
+    f.render_widget(
+        Line::from("1/2/3 or Tab: view   s: sort   p: pause   q: quit").dim(),
+        help,
+    );
 }

@@ -61,9 +61,17 @@ impl Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("fathom.sock");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
+        // Each agent keeps its history in its own temp dir unless the test names one.
+        let default_store = dir.path().join("flows.db");
+        let store: &[&std::ffi::OsStr] = if extra.contains(&"--store-path") {
+            &[]
+        } else {
+            &["--store-path".as_ref(), default_store.as_os_str()]
+        };
         let child = Command::new(fathom())
             .args(["agent", "--attach", "lab", "--end-linger", "300ms"])
             .args(extra)
+            .args(store)
             .arg("--socket")
             .arg(&socket)
             .stdout(Stdio::null())

@@ -80,7 +80,9 @@ impl ReplayOptions {
 /// Whether a record of protocol `p` is wanted when the user asked for `only` (empty: all).
 /// HTTP/2 includes gRPC, which rides on it; gRPC alone does not include plain HTTP/2.
 pub fn protocol_selected(only: &[L7Protocol], p: L7Protocol) -> bool {
-    only.is_empty() || only.contains(&p) || (p == L7Protocol::Grpc && only.contains(&L7Protocol::Http2))
+    only.is_empty()
+        || only.contains(&p)
+        || (p == L7Protocol::Grpc && only.contains(&L7Protocol::Http2))
 }
 
 /// Per L7 protocol.

@@ -84,9 +84,11 @@ pub enum ExchangeKind {
     Message,
 }
 
-/// Protocol-specific detail. Serialized flattened next to the common fields, tagged by protocol.
+/// Protocol-specific detail, serialized under the protocol's name (`"http": {…}`, `"dns": {…}`)
+/// next to the common fields. Nested rather than merged so that a protocol's own `status`,
+/// `kind` or `error` can never collide with the exchange's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "protocol", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum L7Detail {
     Http(http::HttpExchange),
     Http2(http::HttpExchange),
@@ -151,4 +153,97 @@ pub struct L7Record {
     pub tls_plaintext: bool,
     #[serde(flatten)]
     pub exchange: L7Exchange,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(detail: L7Detail) -> L7Record {
+        L7Record {
+            time: Timestamp(5),
+            source: Endpoint::new("10.0.0.1".parse().unwrap(), 40000),
+            destination: Endpoint::new("10.0.0.2".parse().unwrap(), 80),
+            process: None,
+            flow_id: Some("f".into()),
+            tls_plaintext: false,
+            exchange: L7Exchange {
+                kind: ExchangeKind::RequestResponse,
+                request_time: Some(Timestamp(1)),
+                response_time: Some(Timestamp(3)),
+                latency_ns: Some(2),
+                request_bytes: 10,
+                response_bytes: 20,
+                status: Some("200".into()),
+                error: false,
+                detail,
+            },
+        }
+    }
+
+    /// Every protocol's record survives JSON and back: the store and the API both parse what
+    /// they serialized, so a field name shared by a detail and the exchange would lose records.
+    #[test]
+    fn every_protocol_round_trips_through_json() {
+        let details = vec![
+            L7Detail::Http(http::HttpExchange {
+                method: Some("GET".into()),
+                status: Some(200),
+                ..Default::default()
+            }),
+            L7Detail::Http2(http::HttpExchange {
+                stream_id: Some(1),
+                status: Some(404),
+                ..Default::default()
+            }),
+            L7Detail::Grpc(grpc::GrpcCall {
+                service: Some("a.B".into()),
+                grpc_status: Some(5),
+                ..Default::default()
+            }),
+            L7Detail::Dns(dns::DnsExchange {
+                id: 7,
+                rcode: Some("NXDOMAIN".into()),
+                transport: "udp".into(),
+                ..Default::default()
+            }),
+            L7Detail::Redis(redis::RedisCommand {
+                command: Some("GET".into()),
+                error: Some("ERR x".into()),
+                ..Default::default()
+            }),
+            L7Detail::Kafka(kafka::KafkaExchange {
+                api_key: 3,
+                correlation_id: 9,
+                ..Default::default()
+            }),
+            L7Detail::Postgres(postgres::PostgresMessage {
+                kind: "query".into(),
+                statement: Some("select 1".into()),
+                ..Default::default()
+            }),
+            L7Detail::Mysql(mysql::MysqlMessage {
+                command: "COM_QUERY".into(),
+                error_code: Some(1146),
+                ..Default::default()
+            }),
+            L7Detail::Tls(tls::TlsHandshake {
+                sni: Some("example.org".into()),
+                ..Default::default()
+            }),
+        ];
+        assert_eq!(details.len(), L7Protocol::ALL.len());
+        for d in details {
+            let name = d.protocol().name();
+            let r = crate::Record::L7(record(d));
+            let json = serde_json::to_value(&r).unwrap();
+            assert!(
+                json.get(name).is_some_and(|v| v.is_object()),
+                "{name}: {json}"
+            );
+            let back: crate::Record = serde_json::from_value(json.clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}: {json}"));
+            assert_eq!(back, r);
+        }
+    }
 }
