@@ -11,7 +11,7 @@
 //! - no packet for the idle timeout → end record (reason idle) and the entry is deleted;
 //! - the entry vanished from the kernel table without an end → end record (reason evicted).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -80,7 +80,8 @@ pub struct Context<'a> {
     pub inventory: &'a Inventory,
     pub enricher: Option<&'a Enricher>,
     pub clock: &'a BootClock,
-    pub ifname: &'a dyn Fn(u32) -> Option<String>,
+    /// ifindex → interface name in the host netns.
+    pub ifnames: &'a BTreeMap<u32, String>,
 }
 
 /// What the assembler wants done to the kernel table after a tick.
@@ -426,7 +427,7 @@ pub fn build(
         end_reason,
         interface: (v.ifindex != 0).then(|| InterfaceRef {
             ifindex: v.ifindex,
-            name: (ctx.ifname)(v.ifindex),
+            name: ctx.ifnames.get(&v.ifindex).cloned(),
         }),
         node: cfg.node.clone(),
     }
@@ -502,13 +503,13 @@ mod tests {
     #[test]
     fn records_are_oriented_by_the_initiator() {
         let (a, inv, clock) = ctx_parts();
-        let name = |_: u32| Some("veth0".to_string());
+        let name: BTreeMap<u32, String> = [(7, "veth0".to_string())].into();
         let ctx = Context {
             attribution: &a,
             inventory: &inv,
             enricher: None,
             clock: &clock,
-            ifname: &name,
+            ifnames: &name,
         };
         let f = build(
             &AssemblyConfig::default(),
@@ -541,13 +542,13 @@ mod tests {
     #[test]
     fn lifecycle_start_end_linger_retention_idle_and_eviction() {
         let (a, inv, clock) = ctx_parts();
-        let name = |_: u32| None;
+        let name = BTreeMap::new();
         let ctx = Context {
             attribution: &a,
             inventory: &inv,
             enricher: None,
             clock: &clock,
-            ifname: &name,
+            ifnames: &name,
         };
         let cfg = AssemblyConfig {
             end_linger: Duration::from_nanos(100),

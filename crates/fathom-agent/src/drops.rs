@@ -1,6 +1,8 @@
 //! Kernel drop events → drop records: reason names from the kernel's BTF, call sites from
 //! kallsyms, endpoints and pods from the inventory.
 
+use std::collections::BTreeMap;
+
 use fathom_bpf::events::DropEvent;
 use fathom_bpf::kernelsyms::{DropReasons, KernelSymbols};
 use fathom_model::{DropRecord, InterfaceRef, L4Protocol};
@@ -30,7 +32,7 @@ impl DropDecoder {
         e: &DropEvent,
         inv: &Inventory,
         clock: &BootClock,
-        ifname: &dyn Fn(u32) -> Option<String>,
+        ifnames: &BTreeMap<u32, String>,
         node: &str,
     ) -> DropRecord {
         DropRecord {
@@ -40,7 +42,7 @@ impl DropDecoder {
             location: self.symbols.resolve(e.location),
             interface: (e.ifindex != 0).then(|| InterfaceRef {
                 ifindex: e.ifindex,
-                name: ifname(e.ifindex),
+                name: ifnames.get(&e.ifindex).cloned(),
             }),
             netns: (e.netns != 0).then_some(e.netns),
             source: e.source.map(|a| inv.endpoint(a.ip(), a.port())),

@@ -88,11 +88,13 @@ pub fn start(
         .spawn(move || {
             let mut p = Pipeline {
                 assembler: FlowAssembler::new(cfg.assembly.clone()),
-                attribution: Attribution::new(cfg.attribution_ttl, cfg.attribution_max),
-                inventory: Inventory::from_labs(),
-                ifnames: BTreeMap::new(),
-                clock: BootClock::new(),
-                enricher,
+                enrichment: Enrichment {
+                    attribution: Attribution::new(cfg.attribution_ttl, cfg.attribution_max),
+                    inventory: Inventory::from_labs(),
+                    ifnames: BTreeMap::new(),
+                    clock: BootClock::new(),
+                    enricher,
+                },
                 hub,
                 counts: BTreeMap::new(),
                 drops: DropDecoder::load(),
@@ -100,7 +102,7 @@ pub fn start(
                 metrics,
                 store,
             };
-            p.refresh_names();
+            p.enrichment.refresh_names();
             let mut next_tick = Instant::now() + cfg.tick;
             let mut next_refresh = Instant::now() + cfg.inventory_refresh;
             while !stop.load(Ordering::Relaxed) {
@@ -117,10 +119,10 @@ pub fn start(
                 }
                 let now = Instant::now();
                 if now >= next_refresh {
-                    p.inventory = Inventory::from_labs();
-                    p.refresh_names();
-                    p.attribution.expire(now);
-                    if let Some(e) = &p.enricher {
+                    p.enrichment.inventory = Inventory::from_labs();
+                    p.enrichment.refresh_names();
+                    p.enrichment.attribution.expire(now);
+                    if let Some(e) = &p.enrichment.enricher {
                         e.expire();
                     }
                     next_refresh = now + cfg.inventory_refresh;
@@ -133,10 +135,10 @@ pub fn start(
                     if let Ok(mut s) = stats.lock() {
                         s.events = p.counts.clone();
                         s.flows = p.assembler.stats;
-                        s.attribution_entries = p.attribution.len();
-                        s.attribution_evicted = p.attribution.evicted;
+                        s.attribution_entries = p.enrichment.attribution.len();
+                        s.attribution_evicted = p.enrichment.attribution.evicted;
                         s.kernel_table_entries = table_len;
-                        s.pods = p.inventory.pods().len();
+                        s.pods = p.enrichment.inventory.pods().len();
                     }
                 }
             }
@@ -148,13 +150,38 @@ pub fn start(
         })
 }
 
-struct Pipeline {
-    assembler: FlowAssembler,
+/// The state records are enriched from; kept apart from the assembler so both can be borrowed
+/// at once.
+struct Enrichment {
     attribution: Attribution,
     inventory: Inventory,
     ifnames: BTreeMap<u32, String>,
     clock: BootClock,
     enricher: Option<Arc<Enricher>>,
+}
+
+impl Enrichment {
+    fn context(&self) -> Context<'_> {
+        Context {
+            attribution: &self.attribution,
+            inventory: &self.inventory,
+            enricher: self.enricher.as_deref(),
+            clock: &self.clock,
+            ifnames: &self.ifnames,
+        }
+    }
+
+    fn refresh_names(&mut self) {
+        self.ifnames = host_interfaces(Path::new("/sys/class/net"))
+            .into_iter()
+            .map(|(n, i)| (i, n))
+            .collect();
+    }
+}
+
+struct Pipeline {
+    assembler: FlowAssembler,
+    enrichment: Enrichment,
     hub: Arc<Hub>,
     counts: BTreeMap<&'static str, u64>,
     drops: DropDecoder,
@@ -175,13 +202,6 @@ impl Pipeline {
         self.hub.publish(r);
     }
 
-    fn refresh_names(&mut self) {
-        self.ifnames = host_interfaces(Path::new("/sys/class/net"))
-            .into_iter()
-            .map(|(n, i)| (i, n))
-            .collect();
-    }
-
     fn count(&mut self, what: &'static str) {
         *self.counts.entry(what).or_default() += 1;
     }
@@ -191,15 +211,7 @@ impl Pipeline {
         match ev {
             KernelEvent::FlowStart(d) => {
                 self.count("flow_start");
-                let names = &self.ifnames;
-                let ifname = |i: u32| names.get(&i).cloned();
-                let ctx = Context {
-                    attribution: &self.attribution,
-                    inventory: &self.inventory,
-                    enricher: self.enricher.as_deref(),
-                    clock: &self.clock,
-                    ifname: &ifname,
-                };
+                let ctx = self.enrichment.context();
                 self.assembler.on_start(d.key, d.value, &ctx, &mut out);
             }
             KernelEvent::FlowEnd(d, kind) => {
@@ -214,20 +226,24 @@ impl Pipeline {
                     fathom_bpf::events::SockEventKind::Tuple => "sock_tuple",
                 });
                 tracing::trace!(?s, "socket event");
-                self.attribution.on_sock_event(&s, Instant::now());
+                self.enrichment
+                    .attribution
+                    .on_sock_event(&s, Instant::now());
             }
             KernelEvent::Drop(d) => {
                 self.count("drop");
-                let names = &self.ifnames;
-                let ifname = |i: u32| names.get(&i).cloned();
-                let rec = self
-                    .drops
-                    .record(&d, &self.inventory, &self.clock, &ifname, &self.node);
+                let rec = self.drops.record(
+                    &d,
+                    &self.enrichment.inventory,
+                    &self.enrichment.clock,
+                    &self.enrichment.ifnames,
+                    &self.node,
+                );
                 self.emit(Record::Drop(rec));
             }
             KernelEvent::Proc(p) => {
                 self.count(if p.exec { "proc_exec" } else { "proc_exit" });
-                if let Some(e) = &self.enricher {
+                if let Some(e) = &self.enrichment.enricher {
                     if p.exec {
                         e.on_exec(p.pid, p.ppid, &p.comm, &p.filename, Some(p.cgroup_id));
                     } else {
@@ -246,15 +262,7 @@ impl Pipeline {
         snapshot: &[(fathom_bpf::abi::FlowKeyRaw, fathom_bpf::abi::FlowValueRaw)],
         table: &MapHandle,
     ) {
-        let names = &self.ifnames;
-        let ifname = |i: u32| names.get(&i).cloned();
-        let ctx = Context {
-            attribution: &self.attribution,
-            inventory: &self.inventory,
-            enricher: self.enricher.as_deref(),
-            clock: &self.clock,
-            ifname: &ifname,
-        };
+        let ctx = self.enrichment.context();
         let outcome = self.assembler.tick(snapshot, boot_ns(), &ctx);
         for k in &outcome.delete {
             flowtable::remove(table, k);
@@ -265,15 +273,7 @@ impl Pipeline {
     }
 
     fn shutdown(&mut self) {
-        let names = &self.ifnames;
-        let ifname = |i: u32| names.get(&i).cloned();
-        let ctx = Context {
-            attribution: &self.attribution,
-            inventory: &self.inventory,
-            enricher: self.enricher.as_deref(),
-            clock: &self.clock,
-            ifname: &ifname,
-        };
+        let ctx = self.enrichment.context();
         for f in self.assembler.shutdown(&ctx) {
             self.emit(Record::Flow(f));
         }

@@ -139,6 +139,24 @@ pub fn install_libbpf_print() {
     libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
 }
 
+fn open_failed(object: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
+    move |source| BpfError::Load {
+        object,
+        log: String::new(),
+        source,
+    }
+}
+
+/// A failed load carries the verifier's log: the program name and the tail of the log are
+/// what someone needs to see why their kernel refused it.
+fn load_failed(object: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
+    move |source| BpfError::Load {
+        object,
+        log: take_verifier_log(),
+        source,
+    }
+}
+
 fn take_verifier_log() -> String {
     VERIFIER_LOG
         .lock()
@@ -362,17 +380,7 @@ impl Sensors {
             else {
                 continue;
             };
-            if let Ok(Some(per_cpu)) = d.maps.drop_counts.lookup_percpu(&k, MapFlags::ANY) {
-                let n: u64 = per_cpu
-                    .iter()
-                    .filter_map(|b| {
-                        b.get(..8).map(|b| {
-                            u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                        })
-                    })
-                    .sum();
-                out.insert(reason, n);
-            }
+            out.insert(reason, sum_percpu(&d.maps.drop_counts, &k));
         }
         out
     }
@@ -528,25 +536,13 @@ pub fn iface_flags_for(name: &str) -> u32 {
 fn load_flow(cfg: &SensorConfig) -> Result<FlowSkel<'static>, BpfError> {
     let mut open = FlowSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load {
-            object: "flow",
-            log: String::new(),
-            source: e,
-        })?;
+        .map_err(open_failed("flow"))?;
     open.maps
         .flows
         .set_max_entries(cfg.flow_table_entries.max(1024))
-        .map_err(|e| BpfError::Load {
-            object: "flow",
-            log: String::new(),
-            source: e,
-        })?;
+        .map_err(open_failed("flow"))?;
     take_verifier_log();
-    open.load().map_err(|e| BpfError::Load {
-        object: "flow",
-        log: take_verifier_log(),
-        source: e,
-    })
+    open.load().map_err(load_failed("flow"))
 }
 
 fn load_sock(
@@ -555,20 +551,12 @@ fn load_sock(
 ) -> Result<SockSkel<'static>, BpfError> {
     let mut open = SockSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load {
-            object: "sock",
-            log: String::new(),
-            source: e,
-        })?;
+        .map_err(open_failed("sock"))?;
     let typed = features.has("tp_btf");
     open.progs.sock_state_btf.set_autoload(typed);
     open.progs.sock_state_tp.set_autoload(!typed);
     take_verifier_log();
-    let skel = open.load().map_err(|e| BpfError::Load {
-        object: "sock",
-        log: take_verifier_log(),
-        source: e,
-    })?;
+    let skel = open.load().map_err(load_failed("sock"))?;
     let (prog, kind) = if typed {
         ("sock_state_btf", "tp_btf")
     } else {
@@ -617,17 +605,9 @@ fn load_proc(
 ) -> Result<ProcSkel<'static>, BpfError> {
     let open = ProcSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load {
-            object: "proc",
-            log: String::new(),
-            source: e,
-        })?;
+        .map_err(open_failed("proc"))?;
     take_verifier_log();
-    let skel = open.load().map_err(|e| BpfError::Load {
-        object: "proc",
-        log: take_verifier_log(),
-        source: e,
-    })?;
+    let skel = open.load().map_err(load_failed("proc"))?;
 
     let root = cfg.cgroup_root.clone().or_else(cgroup2_mount);
     match root.as_deref().map(open_dir) {
@@ -711,20 +691,12 @@ fn load_drop(
 ) -> Result<DropSkel<'static>, BpfError> {
     let mut open = DropSkelBuilder::default()
         .open(storage())
-        .map_err(|e| BpfError::Load {
-            object: "drop",
-            log: String::new(),
-            source: e,
-        })?;
+        .map_err(open_failed("drop"))?;
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.events_per_sec = cfg.drop_events_per_sec.max(1);
     }
     take_verifier_log();
-    let skel = open.load().map_err(|e| BpfError::Load {
-        object: "drop",
-        log: take_verifier_log(),
-        source: e,
-    })?;
+    let skel = open.load().map_err(load_failed("drop"))?;
     let link = skel
         .progs
         .drop_kfree_skb
@@ -748,18 +720,24 @@ fn open_dir(p: &Path) -> Result<File, String> {
 fn read_counters(map: &dyn MapCore) -> [u64; abi::COUNTER_MAX] {
     let mut out = [0u64; abi::COUNTER_MAX];
     for (i, slot) in out.iter_mut().enumerate() {
-        if let Ok(Some(per_cpu)) = map.lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY) {
-            *slot = per_cpu
-                .iter()
-                .filter_map(|b| {
-                    b.get(..8).map(|b| {
-                        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                    })
-                })
-                .sum();
-        }
+        *slot = sum_percpu(map, &(i as u32).to_ne_bytes());
     }
     out
+}
+
+/// A per-CPU u64 counter summed over CPUs; a missing key or short value counts as 0.
+fn sum_percpu(map: &dyn MapCore, key: &[u8]) -> u64 {
+    let Ok(Some(per_cpu)) = map.lookup_percpu(key, MapFlags::ANY) else {
+        return 0;
+    };
+    per_cpu
+        .iter()
+        .filter_map(|b| {
+            b.get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_ne_bytes)
+        })
+        .sum()
 }
 
 fn collect_programs(out: &mut Vec<ProgramStatus>, object: &'static str, obj: &libbpf_rs::Object) {

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
-
 use support::*;
 
 #[test]
@@ -30,18 +28,7 @@ fn flows_survive_an_agent_restart_and_answer_since_until_last() {
     let before = fathom_model::Timestamp::now();
     let first = {
         let agent = Agent::start_with(&["--web-address", "off", "--store-path", &db_arg]);
-        let www = keep.path().join("www");
-        std::fs::create_dir_all(&www).unwrap();
-        let _srv = Bg(b
-            .command("python3")
-            .args(["-m", "http.server", "8080", "-d"])
-            .arg(&www)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap());
-        b.wait_for_tcp_listen(8080, std::time::Duration::from_secs(10))
-            .unwrap();
+        let _srv = http_server(&b, keep.path(), 8080);
         assert!(a
             .command("curl")
             .args(["-s", "-o", "/dev/null", &format!("http://{}:8080/", b.ipv4)])

@@ -87,18 +87,7 @@ fn prometheus_scrapes_flow_drop_and_health_metrics() {
     let _prom = Bg(prom);
 
     // Traffic: an HTTP exchange (a flow) and a datagram to a closed port (a drop).
-    let www = dir.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    let _srv = Bg(b
-        .command("python3")
-        .args(["-m", "http.server", "8080", "-d"])
-        .arg(&www)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
-    b.wait_for_tcp_listen(8080, Duration::from_secs(10))
-        .unwrap();
+    let _srv = http_server(&b, dir.path(), 8080);
     let st = a
         .command("curl")
         .args(["-s", "-o", "/dev/null", &format!("http://{}:8080/", b.ipv4)])

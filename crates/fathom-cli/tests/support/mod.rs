@@ -227,6 +227,24 @@ http {{
     Bg(child)
 }
 
+/// `python3 -m http.server PORT` serving an empty `dir/www` in `pod`, listening when this returns.
+pub fn http_server(pod: &fathom_lab::LabPod, dir: &Path, port: u16) -> Bg {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).expect("www dir");
+    let child = pod
+        .command("python3")
+        .args(["-m", "http.server", &port.to_string(), "-d"])
+        .arg(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    let bg = Bg(child);
+    pod.wait_for_tcp_listen(port, Duration::from_secs(10))
+        .expect("http.server listening");
+    bg
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
