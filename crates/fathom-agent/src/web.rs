@@ -60,7 +60,18 @@ fn presented_token(req: &Request) -> Option<String> {
     })
 }
 
+/// The page and its assets hold no node data; the browser fetches them before it can attach a
+/// token. Everything that answers with data (`/v1/*`, `/ui/api/*`, `/metrics`) needs it.
+fn is_static_asset(req: &Request) -> bool {
+    let p = req.uri().path();
+    req.method() == axum::http::Method::GET
+        && (p == "/" || (p.starts_with("/ui/") && !p.starts_with("/ui/api/")))
+}
+
 async fn require_token(token: &str, req: Request, next: Next) -> Response {
+    if is_static_asset(&req) {
+        return next.run(req).await;
+    }
     // Constant-time comparison: the token guards everything this node sees.
     let ok = presented_token(&req).is_some_and(|p| {
         p.len() == token.len()
@@ -168,6 +179,20 @@ mod tests {
         assert_eq!(
             get(app(Some(t)), &format!("/v1/status?token={t}"), None).await,
             StatusCode::OK
+        );
+        assert_eq!(
+            get(app(Some(t)), "/", None).await,
+            StatusCode::OK,
+            "the page itself is public"
+        );
+        assert_eq!(
+            get(app(Some(t)), "/ui/api/map", None).await,
+            StatusCode::UNAUTHORIZED,
+            "its data is not"
+        );
+        assert_eq!(
+            get(app(Some(t)), "/metrics", None).await,
+            StatusCode::UNAUTHORIZED
         );
         assert_eq!(get(app(None), "/metrics", None).await, StatusCode::OK);
         assert_eq!(get(app(None), "/", None).await, StatusCode::OK);
