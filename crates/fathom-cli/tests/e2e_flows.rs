@@ -326,15 +326,27 @@ fn status_reports_programs_maps_and_features() {
             "program {want} missing from {progs:?}"
         );
     }
+    // attach=lab: every veth of this lab, and nothing that is not some running lab's veth (other
+    // labs may be up on the machine, and their pods are watched too).
     let ifaces = st["kernel"]["interfaces"].as_array().unwrap();
-    let veths: Vec<&str> = lab.pods.iter().map(|p| p.host_veth.as_str()).collect();
-    assert_eq!(
-        ifaces.len(),
-        veths.len(),
-        "attach=lab: exactly the lab's veths: {ifaces:#?}"
-    );
-    for i in ifaces {
-        assert!(veths.contains(&i["name"].as_str().unwrap()));
+    let attached: Vec<&str> = ifaces.iter().filter_map(|i| i["name"].as_str()).collect();
+    for p in &lab.pods {
+        assert!(
+            attached.contains(&p.host_veth.as_str()),
+            "{} not attached: {attached:?}",
+            p.host_veth
+        );
+    }
+    let all_veths: Vec<String> = fathom_lab::list_labs()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l.pods.iter().map(|p| p.host_veth.clone()))
+        .collect();
+    for name in &attached {
+        assert!(
+            all_veths.iter().any(|v| v == name),
+            "{name} is not a lab veth: {attached:?}"
+        );
     }
     let flows_map = st["kernel"]["maps"]
         .as_array()
