@@ -9,9 +9,11 @@ export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
 # Build: clang/llvm compile bpf/*.bpf.c; libelf/zlib/pkg-config for libbpf-sys; bpftool for vmlinux.h.
 # Test peers: real servers and clients the lab tests run against.
 DEB_PACKAGES := clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
-	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus tmux chromium chromium-driver
+	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus tmux chromium chromium-driver \
+	dnsmasq-base redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
+	libdbd-mariadb-perl python3-grpcio nghttp2-client g++
 
-.PHONY: all deps build release run test test-unit check-clean bench vmlinux fmt clippy lint clean
+.PHONY: all deps build release run test check-clean bench bench-replay fuzz vmlinux fmt clippy lint clean
 
 all: build
 
@@ -38,8 +40,18 @@ run: release
 # Every test, the privileged kernel and lab tests included, then proof nothing was left behind.
 test: deps
 	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace --no-fail-fast
+	FATHOM_REQUIRE_PEERS=1 $(CARGO) test --workspace --no-fail-fast
 	./scripts/check-clean.sh $(TARGET_DIR)/debug/fathom
+
+# Every cargo-fuzz target of the L7 engine for FUZZ_SECONDS each; fails on a crash, an
+# over-limit allocation or a slow input.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# fathom replay against tshark on the same large capture (also part of `make bench`).
+bench-replay: deps
+	./scripts/bench-replay.sh
 
 check-clean: build
 	./scripts/check-clean.sh $(TARGET_DIR)/debug/fathom
@@ -57,6 +69,7 @@ fmt:
 clippy lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path crates/fathom-l7/fuzz/Cargo.toml --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean

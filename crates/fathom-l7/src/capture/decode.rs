@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use etherparse::{IpNumber, Ipv6ExtensionSlice, LaxIpSlice, TcpHeaderSlice, UdpHeaderSlice};
+use etherparse::{IpNumber, LaxIpSlice, TcpHeaderSlice, UdpHeaderSlice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fragment {
@@ -43,6 +43,39 @@ pub enum DecodeError {
     BadTransport,
 }
 
+/// The Fragment header of an IPv6 packet, if it has one that fragments (non-zero offset or
+/// more fragments; an "atomic" fragment header is not fragmentation), found by walking the
+/// extension headers etherparse accepted (`ext`), starting from the fixed header's next
+/// header value.
+///
+/// Not etherparse's own iterator: in 0.21, when lax parsing stops at a truncated extension
+/// header, the iterator still goes on to that header and reads it with an unchecked slice
+/// (undefined behaviour; a panic with debug assertions). Found by the `pcap` fuzz target.
+fn ipv6_fragment(mut next: u8, mut ext: &[u8]) -> Option<Fragment> {
+    loop {
+        let len = match next {
+            // Hop-by-hop, routing, destination options: 8-octet units after the first 8.
+            0 | 43 | 60 => (usize::from(*ext.get(1)?) + 1) * 8,
+            44 => {
+                let h = ext.get(..8)?;
+                let off_flags = u16::from_be_bytes([h[2], h[3]]);
+                let offset = u32::from(off_flags >> 3) * 8;
+                let more = off_flags & 1 != 0;
+                return (offset != 0 || more).then(|| Fragment {
+                    id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                    offset,
+                    more,
+                });
+            }
+            // Authentication header: 4-octet units after the first 8.
+            51 => (usize::from(*ext.get(1)?) + 2) * 4,
+            _ => return None,
+        };
+        next = *ext.first()?;
+        ext = ext.get(len..)?;
+    }
+}
+
 pub fn decode_ip(data: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(data).map_err(|_| DecodeError::BadIp)?;
     match &ip {
@@ -72,19 +105,7 @@ pub fn decode_ip(data: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
             let payload = v6.payload();
-            let mut frag = None;
-            for ext in v6.extensions().clone().into_iter() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    if f.is_fragmenting_payload() {
-                        frag = Some(Fragment {
-                            id: f.identification(),
-                            offset: u32::from(f.fragment_offset().value()) * 8,
-                            more: f.more_fragments(),
-                        });
-                    }
-                    break;
-                }
-            }
+            let frag = ipv6_fragment(h.next_header().0, v6.extensions().slice());
             let declared = u32::from(h.payload_length());
             let ext_len = v6.extensions().slice().len() as u32;
             Ok(IpPacket {
@@ -258,6 +279,50 @@ fn l4_checksum_ok(src: IpAddr, dst: IpAddr, proto: u8, segment: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ipv6(next_header: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[next_header, 64]);
+        p.extend_from_slice(&[0xfd; 16]);
+        p.extend_from_slice(&[0xfe; 16]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn ipv6_truncated_extension_chain_is_not_read_past_its_end() {
+        // A hop-by-hop header announcing another hop-by-hop header that is not there (fuzz
+        // finding: etherparse's extension iterator read past the validated slice).
+        let p = ipv6(0, &[0, 0, 1, 4, 0, 0, 0, 0]);
+        let ip = decode_ip(&p).expect("header decodes");
+        assert_eq!(ip.frag, None);
+        // Cut inside the second extension header too.
+        let p = ipv6(0, &[0, 0, 1, 4, 0, 0, 0, 0, 17, 3]);
+        assert_eq!(decode_ip(&p).map(|ip| ip.frag).ok().flatten(), None);
+    }
+
+    #[test]
+    fn ipv6_fragment_header_after_hop_by_hop() {
+        // Hop-by-hop → Fragment (offset 185 × 8, more fragments, id 0x01020304) → UDP.
+        let mut ext = vec![44, 0, 1, 4, 0, 0, 0, 0];
+        ext.extend_from_slice(&[17, 0, 0x05, 0xc9, 1, 2, 3, 4]);
+        ext.extend_from_slice(&[0; 8]);
+        let p = ipv6(0, &ext);
+        let ip = decode_ip(&p).expect("decodes");
+        assert_eq!(
+            ip.frag,
+            Some(Fragment {
+                id: 0x0102_0304,
+                offset: 185 * 8,
+                more: true
+            })
+        );
+        // An atomic fragment (offset 0, no more fragments) is not fragmentation.
+        let mut ext = vec![17, 0, 0, 0, 1, 2, 3, 4];
+        ext.extend_from_slice(&[0; 8]);
+        assert_eq!(decode_ip(&ipv6(44, &ext)).expect("decodes").frag, None);
+    }
 
     // IPv4 + TCP SYN from tcpdump's tcp-handshake capture (valid checksums).
     fn syn() -> Vec<u8> {

@@ -1,0 +1,9 @@
+//! PostgreSQL frontend/backend protocol parser.
+#![no_main]
+
+use fathom_l7::postgres::PostgresParser;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    fathom_l7_fuzz::drive_stream(&mut PostgresParser::new(), data);
+});

@@ -1,0 +1,9 @@
+//! TLS record/handshake parser.
+#![no_main]
+
+use fathom_l7::tls::TlsParser;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    fathom_l7_fuzz::drive_stream(&mut TlsParser::new(), data);
+});
