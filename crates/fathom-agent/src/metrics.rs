@@ -348,6 +348,7 @@ struct StateCollector {
     kernel: Arc<KernelShared>,
     pipeline: Arc<Mutex<PipelineStats>>,
     hub: Arc<Hub>,
+    store: Option<fathom_store::StoreWriter>,
 }
 
 impl std::fmt::Debug for StateCollector {
@@ -487,6 +488,42 @@ impl Collector for StateCollector {
             "Records held in memory for observe",
             [(vec![], self.hub.len() as i64)],
         )?;
+        if let Some(w) = &self.store {
+            let st = w.stats();
+            counter_family(
+                &mut enc,
+                "fathom_store_records",
+                "Records offered to the flow history, by outcome (dropped: the writer's queue was full)",
+                [
+                    (vec![("outcome", "written".to_string())], st.written),
+                    (vec![("outcome", "dropped".to_string())], st.dropped),
+                    (vec![("outcome", "failed".to_string())], st.failed),
+                ],
+            )?;
+            gauge_family(
+                &mut enc,
+                "fathom_store_rows",
+                "Records in the flow history",
+                [(vec![], st.rows as i64)],
+            )?;
+            gauge_family(
+                &mut enc,
+                "fathom_store_file_bytes",
+                "Flow history size on disk",
+                [(vec![], st.file_bytes as i64)],
+            )?;
+            let mut me = enc.encode_descriptor(
+                "fathom_store_lag_seconds",
+                "How long the oldest record of the last batch waited before it was committed",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(st.lag.as_secs_f64()).encode(me.encode_family(&Vec::<(
+                &str,
+                String,
+            )>::new(
+            ))?)?;
+        }
         Ok(())
     }
 }
@@ -502,6 +539,7 @@ impl Metrics {
         kernel: Arc<KernelShared>,
         pipeline: Arc<Mutex<PipelineStats>>,
         hub: Arc<Hub>,
+        store: Option<fathom_store::StoreWriter>,
     ) -> Metrics {
         let records = Arc::new(RecordMetrics::new(ctx));
         let mut registry = Registry::default();
@@ -510,6 +548,7 @@ impl Metrics {
             kernel,
             pipeline,
             hub,
+            store,
         }));
         Metrics { records, registry }
     }
@@ -623,6 +662,7 @@ mod dashboard_tests {
             Arc::new(KernelShared::default()),
             Arc::new(Mutex::new(PipelineStats::default())),
             Hub::new(1),
+            None,
         );
         let exposed = m.encode();
         let mut names: Vec<&str> = exposed

@@ -100,6 +100,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         Arc::clone(&shared),
         Arc::clone(&pstats),
         Arc::clone(&hub),
+        store_writer.clone(),
     ));
     let io = PipelineIo {
         events: rx,

@@ -133,6 +133,7 @@ mod tests {
             Arc::new(KernelShared::default()),
             Arc::new(Mutex::new(PipelineStats::default())),
             Arc::clone(&hub),
+            None,
         ));
         router(
             ApiState {

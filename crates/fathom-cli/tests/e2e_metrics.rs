@@ -55,6 +55,8 @@ fn prometheus_scrapes_flow_drop_and_health_metrics() {
         "fathom_lost_events_total",
         "fathom_map_capacity",
         "fathom_process_resident_memory_bytes",
+        "fathom_store_lag_seconds",
+        "fathom_store_rows",
         "# EOF",
     ] {
         assert!(
