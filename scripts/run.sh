@@ -21,5 +21,6 @@ for _ in $(seq 1 100); do
 	sleep 0.2
 done
 "$fathom" status --socket "$sock" | sed -n '1,2p;/INTERFACES/,/^$/p'
+grep -h "web UI on" "$log" | sed 's/^fathom agent: //' || true
 echo "live flows (Ctrl-C to stop; 'fathom observe --help' for filters, agent log: $log):"
 "$fathom" observe --socket "$sock" -f
