@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fathom_bpf::abi::{self, FlowKeyRaw, FlowValueRaw};
+use fathom_bpf::abi::{FlowKeyRaw, FlowValueRaw};
 use fathom_bpf::events::{ip_from_raw, FlowEndKind};
 use fathom_enrich::Enricher;
 use fathom_model::{
@@ -433,18 +433,10 @@ pub fn build(
     }
 }
 
-/// The flow's family as the kernel stored it (for tests and diagnostics).
-pub fn family_name(key: &FlowKeyRaw) -> &'static str {
-    if key.family == abi::AF_INET6 {
-        "ipv6"
-    } else {
-        "ipv4"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fathom_bpf::abi;
     use fathom_bpf::events::{ip_to_raw, SockEvent, SockEventKind};
     use std::time::Instant;
 

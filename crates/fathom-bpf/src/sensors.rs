@@ -349,10 +349,6 @@ impl Sensors {
         })
     }
 
-    pub fn flow_table_capacity(&self) -> u32 {
-        self.flow.maps.flows.max_entries()
-    }
-
     /// Counters per object ("flow", "sock", "proc"), summed over CPUs.
     pub fn counters(&self) -> BTreeMap<&'static str, [u64; abi::COUNTER_MAX]> {
         let mut out = BTreeMap::new();
@@ -383,10 +379,6 @@ impl Sensors {
             out.insert(reason, sum_percpu(&d.maps.drop_counts, &k));
         }
         out
-    }
-
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
     }
 
     pub fn status(&self) -> SensorStatus {
@@ -833,27 +825,4 @@ fn test_run_flow(
         .test_run(input)
         .map_err(|e| BpfError::Other(format!("BPF_PROG_TEST_RUN: {e}")))?;
     Ok((out.return_value as i32, out.duration))
-}
-
-/// Direct access to the flow object's maps, for tests that assert exact kernel state.
-impl Sensors {
-    pub fn watched_ifaces_len(&self) -> usize {
-        self.flow.maps.watched_ifaces.keys().count()
-    }
-
-    pub fn reset_flow_state(&self) {
-        let keys: Vec<Vec<u8>> = self.flow.maps.flows.keys().collect();
-        for k in keys {
-            let _ = self.flow.maps.flows.delete(&k);
-        }
-        let zero = vec![0u8; 8];
-        let ncpu = libbpf_rs::num_possible_cpus().unwrap_or(1);
-        for i in 0..abi::COUNTER_MAX as u32 {
-            let _ = self.flow.maps.counters.update_percpu(
-                &i.to_ne_bytes(),
-                &vec![zero.clone(); ncpu],
-                MapFlags::ANY,
-            );
-        }
-    }
 }
