@@ -13,6 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fathom_agent::interfaces::AttachMode;
 use fathom_agent::AgentConfig;
 

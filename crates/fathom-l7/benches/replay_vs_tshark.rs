@@ -22,6 +22,10 @@
 //! `cargo bench -p fathom-l7 --bench replay_vs_tshark` / `scripts/bench-replay.sh`; without
 //! `--bench` (cargo test --benches) it runs a tiny smoke version.
 
+/// The `fathom` binary runs on mimalloc; the bench measures the engine the way it ships.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};

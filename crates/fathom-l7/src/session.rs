@@ -512,7 +512,7 @@ pub struct TableStats {
 /// dropped to make room.
 pub struct SessionTable {
     opts: SessionOptions,
-    conns: HashMap<ConnKey, Connection>,
+    conns: HashMap<ConnKey, Connection, ahash::RandomState>,
     stats: TableStats,
 }
 
@@ -520,7 +520,7 @@ impl SessionTable {
     pub fn new(opts: SessionOptions) -> Self {
         SessionTable {
             opts,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             stats: TableStats::default(),
         }
     }

@@ -76,7 +76,7 @@ pub struct Reassembled {
 #[derive(Debug, Default)]
 pub struct Defragmenter {
     limits: FragLimits,
-    pending: HashMap<Key, Pending>,
+    pending: HashMap<Key, Pending, ahash::RandomState>,
     stats: FragStats,
 }
 
@@ -84,7 +84,7 @@ impl Defragmenter {
     pub fn new(limits: FragLimits) -> Self {
         Defragmenter {
             limits,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             stats: FragStats::default(),
         }
     }

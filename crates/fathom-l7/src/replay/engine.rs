@@ -31,7 +31,7 @@ pub struct FlowSummary {
 pub struct Replayer {
     opts: ReplayOptions,
     defrag: Defragmenter,
-    flows: HashMap<FlowKey, FlowState>,
+    flows: HashMap<FlowKey, FlowState, ahash::RandomState>,
     next_serial: u32,
     records: Vec<Record>,
     l7_scratch: Vec<L7Record>,
@@ -48,7 +48,7 @@ impl Replayer {
         Replayer {
             defrag: Defragmenter::new(opts.frag),
             opts,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             next_serial: 0,
             records: Vec::new(),
             l7_scratch: Vec::new(),
