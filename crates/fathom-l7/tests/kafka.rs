@@ -546,3 +546,72 @@ proptest! {
         prop_assert_eq!(run_bytewise(KafkaParser::new(), &segs), whole);
     }
 }
+
+/// ListOffsets and OffsetCommit responses carry their errors per partition, inside per-topic
+/// arrays: every version the crate encodes must surface the partition's error code.
+#[test]
+fn list_offsets_and_offset_commit_partition_errors_all_versions() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    for v in 1..=9i16 {
+        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("orders"))
+            .with_partitions(vec![ListOffsetsPartition::default()])]);
+        let resp =
+            ListOffsetsResponse::default().with_topics(vec![ListOffsetsTopicResponse::default()
+                .with_name(name("orders"))
+                .with_partitions(vec![
+                    ListOffsetsPartitionResponse::default(),
+                    ListOffsetsPartitionResponse::default().with_error_code(3),
+                ])]);
+        let ex = run_invariant(
+            KafkaParser::new,
+            &[
+                seg(C, 1, request(ApiKey::ListOffsets, v, 7, &req)),
+                seg(S, 2, response(ApiKey::ListOffsets, v, 7, &resp)),
+            ],
+        );
+        assert_eq!(ex.len(), 1, "ListOffsets v{v}: {ex:#?}");
+        assert_eq!(kafka(&ex[0]).error_code, Some(3), "ListOffsets v{v}");
+        assert_eq!(
+            kafka(&ex[0]).error_name.as_deref(),
+            Some("UNKNOWN_TOPIC_OR_PARTITION")
+        );
+    }
+    for v in 2..=9i16 {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                StrBytes::from_static_str("g"),
+            ))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("orders"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()])]);
+        let resp =
+            OffsetCommitResponse::default().with_topics(vec![OffsetCommitResponseTopic::default()
+                .with_name(name("orders"))
+                .with_partitions(vec![
+                    OffsetCommitResponsePartition::default().with_error_code(25)
+                ])]);
+        let ex = run_invariant(
+            KafkaParser::new,
+            &[
+                seg(C, 1, request(ApiKey::OffsetCommit, v, 8, &req)),
+                seg(S, 2, response(ApiKey::OffsetCommit, v, 8, &resp)),
+            ],
+        );
+        assert_eq!(ex.len(), 1, "OffsetCommit v{v}: {ex:#?}");
+        assert_eq!(kafka(&ex[0]).error_code, Some(25), "OffsetCommit v{v}");
+        assert_eq!(
+            kafka(&ex[0]).error_name.as_deref(),
+            Some("UNKNOWN_MEMBER_ID")
+        );
+    }
+}

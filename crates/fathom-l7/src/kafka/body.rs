@@ -169,6 +169,27 @@ fn topic_ref(r: &mut R<'_>, by_id: bool) -> Option<Topic> {
     }
 }
 
+/// Kafka nests per-partition data inside per-topic arrays. Walk both levels, bounded, reading
+/// each level's tagged-field trailer here; the caller reads the fields of one partition.
+fn each_topic_partition(
+    r: &mut R<'_>,
+    topic_by_id: bool,
+    mut on_topic: impl FnMut(Topic),
+    mut on_partition: impl FnMut(&mut R<'_>) -> Option<()>,
+) -> Option<()> {
+    let n = r.array()?.unwrap_or(0);
+    for _ in 0..n.min(MAX_WALK) {
+        on_topic(topic_ref(r, topic_by_id)?);
+        let parts = r.array()?.unwrap_or(0);
+        for _ in 0..parts.min(MAX_WALK) {
+            on_partition(r)?;
+            r.tagged()?;
+        }
+        r.tagged()?;
+    }
+    Some(())
+}
+
 fn push(topics: &mut Vec<Topic>, t: Topic) {
     if topics.len() < MAX_TOPICS && !topics.contains(&t) {
         topics.push(t);
@@ -202,18 +223,16 @@ fn produce_request(r: &mut R<'_>, v: i16, info: &mut RequestInfo) -> Option<()> 
     let acks = r.i16()?;
     info.no_response = acks == 0;
     r.i32()?; // timeout_ms
-    let n = r.array()?.unwrap_or(0);
-    for _ in 0..n.min(MAX_WALK) {
-        push(&mut info.topics, topic_ref(r, v >= 13)?);
-        let parts = r.array()?.unwrap_or(0);
-        for _ in 0..parts.min(MAX_WALK) {
+    each_topic_partition(
+        r,
+        v >= 13,
+        |t| push(&mut info.topics, t),
+        |r| {
             r.i32()?; // index
             r.skip_bytes()?; // records
-            r.tagged()?;
-        }
-        r.tagged()?;
-    }
-    Some(())
+            Some(())
+        },
+    )
 }
 
 fn fetch_request(r: &mut R<'_>, v: i16, info: &mut RequestInfo) -> Option<()> {
@@ -232,11 +251,11 @@ fn fetch_request(r: &mut R<'_>, v: i16, info: &mut RequestInfo) -> Option<()> {
         r.i32()?; // session_id
         r.i32()?; // session_epoch
     }
-    let n = r.array()?.unwrap_or(0);
-    for _ in 0..n.min(MAX_WALK) {
-        push(&mut info.topics, topic_ref(r, v >= 13)?);
-        let parts = r.array()?.unwrap_or(0);
-        for _ in 0..parts.min(MAX_WALK) {
+    each_topic_partition(
+        r,
+        v >= 13,
+        |t| push(&mut info.topics, t),
+        |r| {
             r.i32()?; // partition
             if v >= 9 {
                 r.i32()?; // current_leader_epoch
@@ -249,11 +268,9 @@ fn fetch_request(r: &mut R<'_>, v: i16, info: &mut RequestInfo) -> Option<()> {
                 r.i64()?; // log_start_offset
             }
             r.i32()?; // partition_max_bytes
-            r.tagged()?;
-        }
-        r.tagged()?;
-    }
-    Some(())
+            Some(())
+        },
+    )
 }
 
 fn metadata_request(r: &mut R<'_>, v: i16, info: &mut RequestInfo) -> Option<()> {
@@ -346,11 +363,11 @@ fn top_error(r: &mut R<'_>, throttle: bool, info: &mut ResponseInfo) -> Option<(
 }
 
 fn produce_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> {
-    let n = r.array()?.unwrap_or(0);
-    for _ in 0..n.min(MAX_WALK) {
-        topic_ref(r, v >= 13)?;
-        let parts = r.array()?.unwrap_or(0);
-        for _ in 0..parts.min(MAX_WALK) {
+    each_topic_partition(
+        r,
+        v >= 13,
+        |_| {},
+        |r| {
             r.i32()?; // index
             error(info, r.i16()?)?;
             r.i64()?; // base_offset
@@ -369,11 +386,9 @@ fn produce_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()
                 }
                 r.string()?; // error_message
             }
-            r.tagged()?;
-        }
-        r.tagged()?;
-    }
-    Some(())
+            Some(())
+        },
+    )
 }
 
 fn fetch_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> {
@@ -384,11 +399,11 @@ fn fetch_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> 
         error(info, r.i16()?)?;
         r.i32()?; // session_id
     }
-    let n = r.array()?.unwrap_or(0);
-    for _ in 0..n.min(MAX_WALK) {
-        topic_ref(r, v >= 13)?;
-        let parts = r.array()?.unwrap_or(0);
-        for _ in 0..parts.min(MAX_WALK) {
+    each_topic_partition(
+        r,
+        v >= 13,
+        |_| {},
+        |r| {
             r.i32()?; // partition_index
             error(info, r.i16()?)?;
             r.i64()?; // high_watermark
@@ -410,22 +425,20 @@ fn fetch_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> 
                 r.i32()?; // preferred_read_replica
             }
             r.skip_bytes()?; // records
-            r.tagged()?;
-        }
-        r.tagged()?;
-    }
-    Some(())
+            Some(())
+        },
+    )
 }
 
 fn list_offsets_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> {
     if v >= 2 {
         r.i32()?;
     }
-    let n = r.array()?.unwrap_or(0);
-    for _ in 0..n.min(MAX_WALK) {
-        r.string()?;
-        let parts = r.array()?.unwrap_or(0);
-        for _ in 0..parts.min(MAX_WALK) {
+    each_topic_partition(
+        r,
+        false,
+        |_| {},
+        |r| {
             r.i32()?;
             error(info, r.i16()?)?;
             if v == 0 {
@@ -437,29 +450,25 @@ fn list_offsets_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Opti
                     r.i32()?; // leader_epoch
                 }
             }
-            r.tagged()?;
-        }
-        r.tagged()?;
-    }
-    Some(())
+            Some(())
+        },
+    )
 }
 
 fn offset_commit_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> {
     if v >= 3 {
         r.i32()?;
     }
-    let n = r.array()?.unwrap_or(0);
-    for _ in 0..n.min(MAX_WALK) {
-        r.string()?;
-        let parts = r.array()?.unwrap_or(0);
-        for _ in 0..parts.min(MAX_WALK) {
+    each_topic_partition(
+        r,
+        false,
+        |_| {},
+        |r| {
             r.i32()?;
             error(info, r.i16()?)?;
-            r.tagged()?;
-        }
-        r.tagged()?;
-    }
-    Some(())
+            Some(())
+        },
+    )
 }
 
 fn metadata_response(r: &mut R<'_>, v: i16, info: &mut ResponseInfo) -> Option<()> {
