@@ -275,12 +275,11 @@ impl Worker {
         self.first_enqueued = None;
         self.shared.publish(&self.store);
         // Over the size budget: start retention now rather than at the next interval.
-        let over = self.store.file_bytes() > self.cfg.max_bytes;
-        let settled = self
-            .last_run_end
-            .is_none_or(|t| now.duration_since(t) >= SIZE_RECHECK);
-        if over && settled && self.retention.is_none() {
-            self.next_retention = now;
+        // A run that ended less than SIZE_RECHECK ago defers the next one to that point
+        // instead of skipping it: the last batch of a burst may be the one over budget.
+        if self.retention.is_none() && self.store.file_bytes() > self.cfg.max_bytes {
+            let due = self.last_run_end.map_or(now, |t| t + SIZE_RECHECK);
+            self.next_retention = self.next_retention.min(due);
         }
         result
     }
