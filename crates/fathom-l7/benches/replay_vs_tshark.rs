@@ -18,7 +18,8 @@
 //! tshark once (it is the slow side). Without tshark the comparison is skipped.
 //!
 //! Scale: `FATHOM_BENCH_EXCHANGES` (default 200000, split over the protocols);
-//! `FATHOM_BENCH_KEEP=1` keeps the captures (in the temp dir, printed). Run by
+//! `FATHOM_BENCH_KEEP=1` keeps the captures (in the temp dir, printed);
+//! `FATHOM_BENCH_REPLAY=FILE` only replays FILE (best of 5), for profiling. Run by
 //! `cargo bench -p fathom-l7 --bench replay_vs_tshark` / `scripts/bench-replay.sh`; without
 //! `--bench` (cargo test --benches) it runs a tiny smoke version.
 
@@ -651,6 +652,18 @@ fn time_tshark(path: &Path) -> Option<(Duration, u64)> {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // For profiling (`perf record` on this binary): replay one existing capture a few times.
+    if let Some(path) = std::env::var_os("FATHOM_BENCH_REPLAY") {
+        let (d, report) = time_fathom(Path::new(&path), 5);
+        println!(
+            "{}: {} packets, {} L7 records, best of 5: {:.3} s",
+            Path::new(&path).display(),
+            report.stats.packets,
+            report.stats.l7_records,
+            d.as_secs_f64()
+        );
+        return;
+    }
     let total: usize = if full {
         std::env::var("FATHOM_BENCH_EXCHANGES")
             .ok()

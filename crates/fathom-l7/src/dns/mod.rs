@@ -64,9 +64,7 @@ fn plausible_header(msg: &[u8]) -> bool {
 
 /// A whole message decodes cleanly to its announced counts.
 fn decodes_cleanly(msg: &[u8]) -> bool {
-    plausible_header(msg)
-        && wire::parse(msg)
-            .is_ok_and(|m| m.complete && m.trailing == 0 && (m.question.is_some() || m.response))
+    plausible_header(msg) && wire::decodes_whole(msg)
 }
 
 /// Inference over TCP: `len(2) + header + …`; needs the whole first message to say yes,
@@ -189,61 +187,78 @@ impl DnsParser {
             (None, Some(r)) => (ExchangeKind::ResponseOnly, r.ts),
             (None, None) => return,
         };
+        // Both messages are consumed here: their strings move into the record.
+        let (q_ts, q_bytes, mut q_msg) = match q {
+            Some(p) => (Some(p.ts), p.bytes, Some(p.msg)),
+            None => (None, 0, None),
+        };
+        let (r_ts, r_bytes, mut r_msg) = match r {
+            Some(p) => (Some(p.ts), p.bytes, Some(p.msg)),
+            None => (None, 0, None),
+        };
         // The response repeats the question; prefer it when the query was not seen.
-        let main = r.as_ref().or(q.as_ref()).map(|p| &p.msg);
-        let question = r
+        let id = r_msg.as_ref().or(q_msg.as_ref()).map_or(0, |m| m.id);
+        let recursion_desired = q_msg
             .as_ref()
-            .and_then(|p| p.msg.question.clone())
-            .or_else(|| q.as_ref().and_then(|p| p.msg.question.clone()));
-        // Without a question anywhere, the first answer's owner is what was asked about.
-        let qname = question.as_ref().map(|q| q.name.clone()).or_else(|| {
-            r.as_ref()
-                .and_then(|p| p.msg.answers.first())
-                .map(|a| a.name.clone())
-        });
-        let resp = r.as_ref().map(|p| &p.msg);
-        let rcode = resp.map(|m| m.rcode);
+            .or(r_msg.as_ref())
+            .map(|m| m.recursion_desired);
+        let question = r_msg
+            .as_mut()
+            .and_then(|m| m.question.take())
+            .or_else(|| q_msg.as_mut().and_then(|m| m.question.take()));
+        let (rcode, authoritative, truncated, recursion_available, answers) = match r_msg {
+            Some(m) => (
+                Some(m.rcode),
+                Some(m.authoritative),
+                Some(m.truncated),
+                Some(m.recursion_available),
+                m.answers,
+            ),
+            None => (None, None, None, None, Vec::new()),
+        };
+        let (qname, qtype, qclass) = match question {
+            Some(qu) => (
+                Some(qu.name),
+                Some(wire::type_name(qu.qtype).into_owned()),
+                Some(wire::class_name(qu.qclass).into_owned()),
+            ),
+            // Without a question anywhere, the first answer's owner is what was asked about.
+            None => (answers.first().map(|a| a.name.clone()), None, None),
+        };
+        let rcode_name = rcode.map(|c| wire::rcode_name(c).into_owned());
         let detail = DnsExchange {
-            id: main.map_or(0, |m| m.id),
+            id,
             qname,
-            qtype: question
-                .as_ref()
-                .map(|q| wire::type_name(q.qtype).into_owned()),
-            qclass: question
-                .as_ref()
-                .map(|q| wire::class_name(q.qclass).into_owned()),
-            rcode: rcode.map(|c| wire::rcode_name(c).into_owned()),
-            answers: resp
-                .map(|m| {
-                    m.answers
-                        .iter()
-                        .map(|a| DnsAnswer {
-                            name: a.name.clone(),
-                            rtype: wire::type_name(a.rtype).into_owned(),
-                            ttl: a.ttl,
-                            data: a.data.clone(),
-                        })
-                        .collect()
+            qtype,
+            qclass,
+            rcode: rcode_name.clone(),
+            answers: answers
+                .into_iter()
+                .map(|a| DnsAnswer {
+                    name: a.name,
+                    rtype: wire::type_name(a.rtype).into_owned(),
+                    ttl: a.ttl,
+                    data: a.data,
                 })
-                .unwrap_or_default(),
+                .collect(),
             transport: self.transport.name().into(),
-            authoritative: resp.map(|m| m.authoritative),
-            truncated: resp.map(|m| m.truncated),
-            recursion_desired: q.as_ref().or(r.as_ref()).map(|p| p.msg.recursion_desired),
-            recursion_available: resp.map(|m| m.recursion_available),
+            authoritative,
+            truncated,
+            recursion_desired,
+            recursion_available,
         };
         self.stats.records += 1;
         out.push(L7Exchange {
             kind,
             request_time: Some(Timestamp(request_time)),
-            response_time: r.as_ref().map(|p| Timestamp(p.ts)),
-            latency_ns: match (&q, &r) {
-                (Some(q), Some(r)) => Some(r.ts.saturating_sub(q.ts)),
+            response_time: r_ts.map(Timestamp),
+            latency_ns: match (q_ts, r_ts) {
+                (Some(q), Some(r)) => Some(r.saturating_sub(q)),
                 _ => None,
             },
-            request_bytes: q.as_ref().map_or(0, |p| p.bytes),
-            response_bytes: r.as_ref().map_or(0, |p| p.bytes),
-            status: detail.rcode.clone(),
+            request_bytes: q_bytes,
+            response_bytes: r_bytes,
+            status: rcode_name,
             error: rcode.is_some_and(|c| c != 0),
             detail: L7Detail::Dns(detail),
         });

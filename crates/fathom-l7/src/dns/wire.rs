@@ -95,7 +95,7 @@ impl<'a> Cursor<'a> {
 /// Decode a (possibly compressed) name at `pos`. Returns the name without the trailing dot
 /// ("." for the root) and the position after the name's in-place bytes.
 pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(32);
     let mut end: Option<usize> = None;
     let mut wire_len = 0usize;
     let mut pointers = 0;
@@ -138,7 +138,88 @@ pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
     }
 }
 
+/// Where the name at `pos` ends, under exactly [`read_name`]'s rules, without building it.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    let mut end: Option<usize> = None;
+    let mut wire_len = 0usize;
+    let mut pointers = 0;
+    loop {
+        let len = *msg.get(pos)?;
+        match len & 0xc0 {
+            0x00 => {
+                if len == 0 {
+                    return Some(end.unwrap_or(pos + 1));
+                }
+                let label_end = pos + 1 + len as usize;
+                if label_end > msg.len() {
+                    return None;
+                }
+                wire_len += len as usize + 1;
+                if wire_len > MAX_NAME_WIRE {
+                    return None;
+                }
+                pos = label_end;
+            }
+            0xc0 => {
+                let lo = *msg.get(pos + 1)?;
+                let target = (usize::from(len & 0x3f) << 8) | usize::from(lo);
+                pointers += 1;
+                if target >= pos || pointers > MAX_POINTERS {
+                    return None;
+                }
+                end.get_or_insert(pos + 2);
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether [`parse`] would decode `msg` completely (every section to its announced count,
+/// nothing left over) with a question or as a response: the inference test, answered without
+/// rendering names or record data (record data never makes a record fail, see [`render`]).
+pub fn decodes_whole(msg: &[u8]) -> bool {
+    if msg.len() < 12 {
+        return false;
+    }
+    let response = msg[2] & 0x80 != 0;
+    let count = |i: usize| usize::from(u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]));
+    let mut pos = 12;
+    for _ in 0..count(0) {
+        match skip_name(msg, pos) {
+            Some(p) if p + 4 <= msg.len() => pos = p + 4,
+            _ => return false,
+        }
+    }
+    for section in 1..4 {
+        for _ in 0..count(section) {
+            let Some(p) = skip_name(msg, pos) else {
+                return false;
+            };
+            if p + 10 > msg.len() {
+                return false;
+            }
+            let rdlen = usize::from(u16::from_be_bytes([msg[p + 8], msg[p + 9]]));
+            pos = p + 10 + rdlen;
+            if pos > msg.len() {
+                return false;
+            }
+        }
+    }
+    pos == msg.len() && (count(0) > 0 || response)
+}
+
 fn push_label(out: &mut String, label: &[u8]) {
+    // Nearly every label is plain printable ASCII: copy it whole.
+    if label
+        .iter()
+        .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
+    {
+        if let Ok(s) = std::str::from_utf8(label) {
+            out.push_str(s);
+            return;
+        }
+    }
     for &b in label {
         match b {
             b'.' | b'\\' => {
@@ -593,6 +674,36 @@ mod tests {
         m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
         let d = parse(&m).unwrap();
         assert!(d.question.is_none() && !d.complete);
+    }
+
+    /// `decodes_whole` is `parse`'s verdict, without the rendering.
+    #[test]
+    fn decodes_whole_agrees_with_parse() {
+        use proptest::prelude::*;
+        let verdict = |m: &[u8]| {
+            parse(m).is_ok_and(|m| {
+                m.complete && m.trailing == 0 && (m.question.is_some() || m.response)
+            })
+        };
+        // A response with a compressed answer, then every prefix and single-byte corruption.
+        let mut base = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 1];
+        base.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        base.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 16]);
+        base.extend_from_slice(&[0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(decodes_whole(&base) && verdict(&base));
+        for n in 0..=base.len() {
+            assert_eq!(decodes_whole(&base[..n]), verdict(&base[..n]), "prefix {n}");
+        }
+        for i in 0..base.len() {
+            for v in [0u8, 1, 0x3f, 0x40, 0x80, 0xc0, 0xff] {
+                let mut m = base.clone();
+                m[i] = v;
+                assert_eq!(decodes_whole(&m), verdict(&m), "byte {i} = {v:#x}");
+            }
+        }
+        proptest!(ProptestConfig::with_cases(2000), |(m in proptest::collection::vec(any::<u8>(), 0..80))| {
+            prop_assert_eq!(decodes_whole(&m), verdict(&m));
+        });
     }
 
     #[test]

@@ -75,17 +75,13 @@ impl fmt::Display for HeadError {
 /// Index just past the blank line that ends a head in `buf`, searching from `from`.
 /// Accepts CRLF and bare LF line endings, as deployed servers do.
 pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let start = from.saturating_sub(3);
-    let mut i = start;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            match buf.get(i + 1) {
-                Some(b'\n') => return Some(i + 2),
-                Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
-                _ => {}
-            }
+    let start = from.saturating_sub(3).min(buf.len());
+    for i in memchr::memchr_iter(b'\n', &buf[start..]).map(|p| start + p) {
+        match buf.get(i + 1) {
+            Some(b'\n') => return Some(i + 2),
+            Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+            _ => {}
         }
-        i += 1;
     }
     None
 }

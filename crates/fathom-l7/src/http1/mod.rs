@@ -12,6 +12,7 @@
 //! length-delimited body keep the framing; elsewhere they trigger the same resync.
 
 pub mod framing;
+mod headbuf;
 
 use std::collections::VecDeque;
 
@@ -21,6 +22,7 @@ use fathom_model::Timestamp;
 
 use crate::parser::{Detection, Direction, ParserStats, ProtocolParser};
 use framing::{BodyLen, ChunkStep, Chunked, Head, Role};
+use headbuf::HeadBuf;
 
 /// Request methods recognised when detecting and resynchronising (IANA registry, plus the
 /// WebDAV/UPnP ones llhttp knows). `PRI` is left out on purpose: it is the HTTP/2 preface.
@@ -204,7 +206,7 @@ struct Reader {
     role: Role,
     state: State,
     /// Head bytes being accumulated, or a partial message start while resynchronising.
-    buf: Vec<u8>,
+    buf: HeadBuf,
     head_ts: u64,
     msg: Option<Msg>,
     /// Whether the next byte starts a line (for resync).
@@ -220,7 +222,7 @@ impl Reader {
         Reader {
             role,
             state: State::Idle,
-            buf: Vec::new(),
+            buf: HeadBuf::default(),
             head_ts: 0,
             msg: None,
             line_start: true,
@@ -386,6 +388,10 @@ impl Http1Parser {
         if !matches!(self.req.state, State::Head) || !self.pending.is_empty() {
             return;
         }
+        // The cached scan first: this runs at every response start.
+        if self.req.buf.http09_end().is_none() {
+            return;
+        }
         let Some((head, n)) = framing::http09_request(&self.req.buf) else {
             return;
         };
@@ -456,11 +462,11 @@ impl Http1Parser {
             self.first_error = Some(why);
         }
         let r = self.reader(dir);
-        let mut carry = r.buf.split_off(from.min(r.buf.len()));
+        let mut carry = r.buf.split_off(from);
         let skipped = r.buf.len() as u64;
         let give_back = carry.len().min(fresh);
         carry.truncate(carry.len() - give_back);
-        r.buf = carry;
+        r.buf.set(carry);
         r.state = State::Resync;
         r.msg = None;
         r.line_start = line_start;
@@ -525,7 +531,7 @@ impl Http1Parser {
         if let Err(e) = tail_ok {
             // An HTTP/0.9 request line (complete, or still arriving) has no version.
             let is_09 = role == Role::Request
-                && (framing::http09_request(&r.buf).is_some()
+                && (r.buf.http09_end().is_some()
                     || (!r.buf.contains(&b'\n') && r.buf.split(|b| *b == b' ').count() <= 2));
             if !is_09 {
                 return Some((start, e));
@@ -586,7 +592,7 @@ impl Http1Parser {
             // HTTP/0.9: the request is a single line. It ends there when something other
             // than a line end follows; a blank line is taken as part of it (find_head_end),
             // and a line with nothing after it is settled when the server answers.
-            if let Some((_, n)) = framing::http09_request(&r.buf) {
+            if let Some(n) = r.buf.http09_end() {
                 if r.buf.get(n).is_some_and(|b| *b != b'\r' && *b != b'\n') {
                     end = Some(n);
                 }
@@ -600,7 +606,7 @@ impl Http1Parser {
             return take;
         };
         let used = end - before;
-        let buf = std::mem::take(&mut r.buf);
+        let buf = r.buf.take();
         let head_ts = r.head_ts;
         let parsed = match framing::parse_head(r.role, &buf[..end], keep, lenient) {
             Ok(h) => Ok(h),
@@ -928,7 +934,7 @@ impl Http1Parser {
     fn resync(&mut self, dir: Direction, rest: &[u8]) -> (usize, Option<Vec<u8>>) {
         let r = self.reader(dir);
         let role = r.role;
-        let carry = std::mem::take(&mut r.buf);
+        let carry = r.buf.take();
         let carried = carry.len();
         // Without a carry, scan the input in place.
         let joined: Vec<u8>;
@@ -960,7 +966,7 @@ impl Http1Parser {
                         // Possibly a message start cut by the chunk boundary: carry it.
                         self.stats.skipped_bytes += i as u64;
                         let r = self.reader(dir);
-                        r.buf = scan[i..].to_vec();
+                        r.buf.set(scan[i..].to_vec());
                         r.state = State::Resync;
                         return (rest.len(), None);
                     }
@@ -1321,6 +1327,49 @@ mod tests {
             (h.path.as_deref(), h.version.as_deref(), h.status),
             (Some("/zeek.html"), Some("HTTP/0.9"), None)
         );
+    }
+
+    /// A long head arriving one byte at a time: the search for the first line end (HTTP/0.9
+    /// check) looks at each byte once, not at the whole buffer on every byte.
+    #[test]
+    fn long_head_trickling_in_is_scanned_linearly() {
+        let limits = Http1Limits {
+            max_head_bytes: 1 << 20,
+            ..Http1Limits::default()
+        };
+        let target = format!("/{}", "a".repeat(200_000));
+        // A request line with a version (not 0.9), then headers.
+        let mut req = format!("GET {target} HTTP/1.1\r\n").into_bytes();
+        for i in 0..1000 {
+            req.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        // An HTTP/0.9 request line as long, with no line end until the last byte.
+        let req09 = format!("GET {target}\n").into_bytes();
+        for (bytes, version) in [(&req, "HTTP/1.1"), (&req09, "HTTP/0.9")] {
+            let mut p = Http1Parser::with_limits(limits);
+            let mut out = Vec::new();
+            for b in bytes.chunks(1) {
+                p.feed(C, 1, b, &mut out);
+            }
+            let first_line = target.len() + 5 + if version == "HTTP/0.9" { 0 } else { 10 };
+            assert!(
+                p.req.buf.scanned_total <= first_line as u64,
+                "{version}: scanned {} bytes for a {first_line}-byte first line",
+                p.req.buf.scanned_total
+            );
+            p.feed(
+                S,
+                2,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                &mut out,
+            );
+            p.finish(3, &mut out);
+            assert_eq!(out.len(), 1, "{version}");
+            let h = http(&out[0]);
+            assert_eq!(h.path.as_deref(), Some(target.as_str()), "{version}");
+            assert_eq!(p.stats().skipped_bytes, 0, "{version}");
+        }
     }
 
     #[test]

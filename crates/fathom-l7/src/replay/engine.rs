@@ -8,6 +8,7 @@ use fathom_model::l7::{L7Protocol, L7Record};
 use fathom_model::{Flow, FlowEndReason, Record, TcpFlags};
 
 use super::flows::{dst_is_server, FlowKey, FlowState};
+use super::records::RecordLog;
 use super::{ReplayOptions, ReplayReport, ReplayStats};
 use crate::capture::decode::{decode_ip, decode_transport, TransportHeader};
 use crate::capture::ipfrag::Defragmenter;
@@ -31,9 +32,11 @@ pub struct FlowSummary {
 pub struct Replayer {
     opts: ReplayOptions,
     defrag: Defragmenter,
-    flows: HashMap<FlowKey, FlowState, ahash::RandomState>,
+    /// Boxed: a flow's state is large (both half-streams' bookkeeping, the L7 connection),
+    /// and growing the table moves every entry.
+    flows: HashMap<FlowKey, Box<FlowState>, ahash::RandomState>,
     next_serial: u32,
-    records: Vec<Record>,
+    records: RecordLog,
     l7_scratch: Vec<L7Record>,
     stats: ReplayStats,
     next_sweep: u64,
@@ -50,7 +53,7 @@ impl Replayer {
             opts,
             flows: HashMap::default(),
             next_serial: 0,
-            records: Vec::new(),
+            records: RecordLog::new(),
             l7_scratch: Vec::new(),
             stats: ReplayStats::default(),
             next_sweep: 0,
@@ -355,7 +358,7 @@ impl Replayer {
         let f = FlowState::new(
             serial, proto, client, server, ts, tcp_limits, conn, interface,
         );
-        self.flows.insert(key, f);
+        self.flows.insert(key, Box::new(f));
     }
 
     fn drain_l7(&mut self) {
@@ -401,7 +404,7 @@ impl Replayer {
         }
     }
 
-    fn finalize(&mut self, mut f: FlowState, reason: FlowEndReason) {
+    fn finalize(&mut self, mut f: Box<FlowState>, reason: FlowEndReason) {
         let out = &mut self.l7_scratch;
         if !f.l7_done {
             let end = f.last_seen;
@@ -457,8 +460,7 @@ impl Replayer {
     /// End of input: every flow ends, every stream is flushed. Records come out sorted by time.
     pub fn finish(mut self) -> ReplayReport {
         self.finish_in_place();
-        let mut records = std::mem::take(&mut self.records);
-        records.sort_by_key(|r| r.time());
+        let records = std::mem::take(&mut self.records).into_sorted();
         ReplayReport {
             records,
             stats: std::mem::take(&mut self.stats),
@@ -466,7 +468,7 @@ impl Replayer {
     }
 
     fn finish_in_place(&mut self) {
-        let mut all: Vec<FlowState> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut all: Vec<Box<FlowState>> = self.flows.drain().map(|(_, f)| f).collect();
         all.sort_by_key(|f| f.serial);
         for f in all {
             self.finalize(f, FlowEndReason::Shutdown);
@@ -484,8 +486,7 @@ impl Replayer {
         self.finish_in_place();
         let pf = self.packet_flows.take().unwrap_or_default();
         let sums = self.summaries.take().unwrap_or_default();
-        let mut records = std::mem::take(&mut self.records);
-        records.sort_by_key(|r| r.time());
+        let records = std::mem::take(&mut self.records).into_sorted();
         (
             ReplayReport {
                 records,

@@ -106,9 +106,11 @@ impl FlowState {
         conn: Option<Connection>,
         interface: u32,
     ) -> Self {
+        let id = flow_id(proto, client, server, ts);
         FlowState {
             serial,
-            id: flow_id(proto, client, server, ts),
+            conn: conn.map(|c| c.with_flow_id(id.clone())),
+            id,
             proto,
             client,
             server,
@@ -121,7 +123,6 @@ impl FlowState {
             syn_ts: None,
             synack_ts: None,
             tcp: tcp_limits.map(|l| Box::new([HalfStream::new(l), HalfStream::new(l)])),
-            conn: conn.map(|c| c.with_flow_id(flow_id(proto, client, server, ts))),
             fin: [false; 2],
             rst: false,
             l7_done: false,

@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod flows;
+mod records;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
