@@ -318,9 +318,12 @@ fn read_record(c: &mut Cursor<'_>) -> Option<(Record, Option<u32>)> {
     ))
 }
 
-/// Presentation form of one record's data.
+/// Presentation form of one record's data. Names in it must end inside it: RDATA is
+/// `len` bytes, and an empty one (RFC 2136 prerequisites and deletions: class NONE or ANY,
+/// RDLENGTH 0) must not be read from the record that follows.
 fn render(msg: &[u8], start: usize, len: usize, rtype: u16) -> String {
     let rd = &msg[start..start + len];
+    let end = start + len;
     let rendered = match rtype {
         1 if len == 4 => Some(Ipv4Addr::new(rd[0], rd[1], rd[2], rd[3]).to_string()),
         28 if len == 16 => {
@@ -329,11 +332,13 @@ fn render(msg: &[u8], start: usize, len: usize, rtype: u16) -> String {
             Some(Ipv6Addr::from(a).to_string())
         }
         // NS, CNAME, PTR, DNAME, and the obsolete MB/MG/MR/MD/MF.
-        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => read_name(msg, start).map(|(n, _)| n),
-        15 => rd_mx(msg, start),
-        6 => rd_soa(msg, start),
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => read_name(msg, start)
+            .filter(|(_, next)| *next <= end)
+            .map(|(n, _)| n),
+        15 => rd_mx(msg, start, end),
+        6 => rd_soa(msg, start, end),
         16 | 99 => rd_txt(rd),
-        33 => rd_srv(msg, start),
+        33 => rd_srv(msg, start, end),
         64 | 65 => rd_svcb(msg, start, len),
         46 => rd_rrsig(msg, start, len),
         48 => (len >= 4)
@@ -352,7 +357,11 @@ fn render(msg: &[u8], start: usize, len: usize, rtype: u16) -> String {
         13 => rd_txt(rd),
         _ => None,
     };
-    rendered.unwrap_or_else(|| format!("\\# {len} {}", hex(rd)))
+    rendered.unwrap_or_else(|| match len {
+        // RFC 3597 §5: empty RDATA is `\# 0`, nothing after.
+        0 => "\\# 0".to_string(),
+        _ => format!("\\# {len} {}", hex(rd)),
+    })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -363,24 +372,36 @@ fn hex(b: &[u8]) -> String {
     s
 }
 
-fn rd_mx(msg: &[u8], start: usize) -> Option<String> {
+fn rd_mx(msg: &[u8], start: usize, end: usize) -> Option<String> {
+    if start + 2 > end {
+        return None;
+    }
     let pref = u16::from_be_bytes([*msg.get(start)?, *msg.get(start + 1)?]);
-    let (n, _) = read_name(msg, start + 2)?;
+    let (n, next) = read_name(msg, start + 2)?;
+    if next > end {
+        return None;
+    }
     Some(format!("{pref} {n}"))
 }
 
-fn rd_srv(msg: &[u8], start: usize) -> Option<String> {
+fn rd_srv(msg: &[u8], start: usize, end: usize) -> Option<String> {
     let mut c = Cursor { msg, pos: start };
     let (p, w, port) = (c.u16()?, c.u16()?, c.u16()?);
     let t = c.name()?;
+    if c.pos > end {
+        return None;
+    }
     Some(format!("{p} {w} {port} {t}"))
 }
 
-fn rd_soa(msg: &[u8], start: usize) -> Option<String> {
+fn rd_soa(msg: &[u8], start: usize, end: usize) -> Option<String> {
     let mut c = Cursor { msg, pos: start };
     let mname = c.name()?;
     let rname = c.name()?;
     let v = [c.u32()?, c.u32()?, c.u32()?, c.u32()?, c.u32()?];
+    if c.pos > end {
+        return None;
+    }
     Some(format!(
         "{mname} {rname} {} {} {} {} {}",
         v[0], v[1], v[2], v[3], v[4]
@@ -449,6 +470,9 @@ fn rd_svcb(msg: &[u8], start: usize, len: usize) -> Option<String> {
     let prio = c.u16()?;
     let target = c.name()?;
     let end = start + len;
+    if c.pos > end {
+        return None;
+    }
     let mut out = format!("{prio} {target}");
     while c.pos + 4 <= end {
         let key = c.u16()?;
@@ -715,6 +739,14 @@ mod tests {
             "\"hello\" \"a\\\"b\""
         );
         assert_eq!(render(&[1, 2], 0, 2, 9999), "\\# 2 0102");
+        // Empty RDATA (RFC 2136 "RRset does not exist"): nothing is read past it.
+        let msg = [3, b'w', b'w', b'w', 0];
+        assert_eq!(render(&msg, 0, 0, 5), "\\# 0");
+        // A name running past RDATA's end is not the record's.
+        assert_eq!(render(&msg, 0, 3, 5), "\\# 3 037777");
+        assert_eq!(render(&msg, 0, 5, 5), "www");
+        let mx = [0u8, 10, 3, b'm', b'x', b'1', 0];
+        assert_eq!(render(&mx, 0, 6, 15), "\\# 6 000a036d7831");
         let svcb = [0u8, 1, 0, 0, 1, 0, 6, 2, b'h', b'2', 2, b'h', b'3'];
         assert_eq!(render(&svcb, 0, svcb.len(), 65), "1 . alpn=h2,h3");
     }

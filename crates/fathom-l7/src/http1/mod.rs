@@ -177,6 +177,9 @@ struct Msg {
     bytes: u64,
     body_bytes: u64,
     log_index: Option<usize>,
+    /// A response whose head arrived while no request was waiting: it answers nothing this
+    /// capture saw, even if a request arrives before its body ends.
+    unsolicited: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -423,6 +426,7 @@ impl Http1Parser {
                 bytes: 0,
                 body_bytes: 0,
                 log_index,
+                unsolicited: false,
             });
             self.resp.state = State::Body(Body::UntilClose);
             return;
@@ -671,6 +675,7 @@ impl Http1Parser {
             bytes: len,
             body_bytes: 0,
             log_index,
+            unsolicited: false,
         });
         self.begin_body(Direction::ClientToServer, ts, body, out);
     }
@@ -717,6 +722,7 @@ impl Http1Parser {
                         bytes: len,
                         body_bytes: 0,
                         log_index,
+                        unsolicited: false,
                     }),
                     out,
                 );
@@ -742,6 +748,7 @@ impl Http1Parser {
                         bytes: len,
                         body_bytes: 0,
                         log_index,
+                        unsolicited: false,
                     }),
                     out,
                 );
@@ -751,12 +758,14 @@ impl Http1Parser {
             return;
         }
         let body = framing::response_body(&head, method.as_deref());
+        let unsolicited = self.pending.is_empty();
         self.resp.msg = Some(Msg {
             ts,
             head,
             bytes: len,
             body_bytes: 0,
             log_index,
+            unsolicited,
         });
         self.begin_body(Direction::ServerToClient, ts, body, out);
     }
@@ -856,7 +865,11 @@ impl Http1Parser {
                 }
             }
             Direction::ServerToClient => {
-                let req = self.pending.pop_front();
+                let req = if msg.unsolicited {
+                    None
+                } else {
+                    self.pending.pop_front()
+                };
                 let was_candidate = req.as_ref().is_some_and(|p| p.switch_candidate);
                 self.emit(req, Some(msg), out);
                 if !keep_alive {
@@ -1370,6 +1383,31 @@ mod tests {
             assert_eq!(h.path.as_deref(), Some(target.as_str()), "{version}");
             assert_eq!(p.stats().skipped_bytes, 0, "{version}");
         }
+    }
+
+    /// A response that began before any request (the server spoke first) answers nothing,
+    /// even when a request arrives before its body ends (Zeek's
+    /// http-09-content-length-confusion trace); the request gets what follows.
+    #[test]
+    fn response_before_any_request_is_not_paired_with_a_later_request() {
+        let (out, _) = run(&[
+            (S, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"),
+            (C, b"GET /\r\n\r\n"),
+            (S, b"this is too much.\r\n"),
+        ]);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].kind, ExchangeKind::ResponseOnly);
+        assert_eq!(
+            (http(&out[0]).status, out[0].response_bytes),
+            (Some(200), 42)
+        );
+        assert_eq!(out[1].kind, ExchangeKind::RequestResponse);
+        let h = http(&out[1]);
+        assert_eq!(
+            (h.method.as_deref(), h.path.as_deref(), h.version.as_deref()),
+            (Some("GET"), Some("/"), Some("HTTP/0.9"))
+        );
+        assert_eq!(out[1].response_bytes, 15);
     }
 
     #[test]
