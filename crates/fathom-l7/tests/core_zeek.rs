@@ -205,14 +205,15 @@ fn zeek_http_log_agreement() {
         );
     }
     tally.print("http.log");
-    // Known differences (deliberate): Zeek keeps parsing requests that violate framing rules
-    // (negative/overflowing Content-Length, TE+CL smuggling, obsolete line folding); Fathom
-    // reports what a strict RFC 9112 reader sees and skips the rest, so the smuggled inner
-    // requests of the "261" variants are not reported. Zeek's 0.9/1.x desync heuristics
-    // likewise differ.
+    // Every compared field agrees. Body sizes (not compared) can differ where Zeek's and
+    // RFC 9112's framing part ways: in http-09-content-length-confusion.pcap the server sends
+    // a 200 with Content-Length 4 before any request; the next 4 bytes it sends are that
+    // body by the framing rules, so Fathom's HTTP/0.9 reply is the 15 bytes after them, while
+    // Zeek ends the 200 at the 0.9 request and gives its reply all 19. (That 200 answers no
+    // request either way: it began before one was sent.)
     assert!(tally.rows > 40, "expected the HTTP traces to be found");
     assert!(
-        tally.ratio() >= 0.90,
+        tally.ratio() >= 0.97,
         "http.log agreement {:.3}",
         tally.ratio()
     );
@@ -402,12 +403,30 @@ fn zeek_dns_log_agreement() {
         );
     }
     tally.print("dns.log");
-    // Known differences: Zeek renders some record types its own way (LOC, NSEC/NSEC3 bitmaps,
-    // TKEY/TSIG) and lists dynamic-update sections as answers ("pre:", "add:"); Fathom keeps
-    // the answer section in presentation form.
+    // Remaining differences, each checked against the wire bytes (tcpdump -vv) and the RFCs;
+    // none is a Fathom error:
+    // - dns-spf.pcap, dns-txt-multiple.pcap (qtype_name "-"): the query's UDP checksum is bad
+    //   (offloaded) and those traces were run without `-C`, so Zeek dropped the query and
+    //   logged the reply alone. Fathom counts bad checksums and keeps the packet (corpus
+    //   README: offloaded checksums are normal), so it pairs the query and has its type.
+    // - dynamic-update.pcap (opcode UPDATE, RFC 2136): the question section is the zone
+    //   section (ZNAME stratolab.org, ZTYPE SOA, §2.3), which Fathom reports as qname/qtype;
+    //   Zeek logs the first updated name instead and lists the request's prerequisite and
+    //   update sections with its own "pre:/del:/add:" labels. Fathom's answers are the
+    //   response's answer (prerequisite) section: a CNAME of class NONE with empty RDATA
+    //   (§2.4.3), rendered `\# 0` (RFC 3597). It used to be read from the next record's bytes.
+    // - dns_notify2.pcap (query "-"): the reply carries the question `aei.mpg.de DS`
+    //   (QDCOUNT 1, tcpdump shows it) but Zeek leaves query unset for this reply, whose query
+    //   is not in the trace. Fathom reports the question on the wire.
+    // - dns-binds.pcap: type 65534 is private use (RFC 6895); its RFC 3597 name is
+    //   TYPE65534 (Zeek: "query-65534") and its data the generic `\# len hex` (Zeek decodes
+    //   BIND's signing-state records as "BIND9 signing signal").
+    // - loc-29-trunc.pcap (LOC), dns-wks.pcap (WKS), tkey.pcap (TKEY): Fathom has no
+    //   dedicated rendering for these and uses RFC 3597's generic form, which is valid for any
+    //   type; Zeek prints LOC its own way and leaves WKS and TKEY out of answers altogether.
     assert!(tally.rows > 25, "expected the DNS traces to be found");
     assert!(
-        tally.ratio() >= 0.88,
+        tally.ratio() >= 0.90,
         "dns.log agreement {:.3}",
         tally.ratio()
     );
@@ -454,9 +473,10 @@ fn zeek_ssl_log_agreement() {
         );
     }
     tally.print("ssl.log");
+    // mysql/encrypted.pcap: TLS after a MySQL SSLRequest, handed to the TLS parser.
     assert!(tally.rows >= 10, "expected the TLS traces to be found");
     assert!(
-        tally.ratio() >= 0.88,
+        tally.ratio() >= 0.97,
         "ssl.log agreement {:.3}",
         tally.ratio()
     );

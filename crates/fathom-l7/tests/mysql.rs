@@ -213,6 +213,59 @@ fn ssl_request_stops_parsing() {
     assert_eq!(stats.skipped_bytes, 0);
 }
 
+/// One TLS handshake record holding a ClientHello (type 1) or ServerHello (type 2) with
+/// TLS 1.2, an empty session id, `suite` and no extensions.
+fn tls_hello(kind: u8, suite: u16) -> Vec<u8> {
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.push(0);
+    if kind == 1 {
+        body.extend_from_slice(&[0, 2]);
+    }
+    body.extend_from_slice(&suite.to_be_bytes());
+    if kind == 1 {
+        body.extend_from_slice(&[1, 0]);
+    } else {
+        body.push(0);
+    }
+    let mut hs = vec![kind, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// The TLS handshake after an SSLRequest is reported like any TLS connection's (Zeek's
+/// ssl.log has it for mysql/encrypted.pcap), whether it comes in the SSLRequest's segment or
+/// after it.
+#[test]
+fn tls_after_ssl_request_is_reported() {
+    let all = PROTOCOL_41 | SECURE | SSL;
+    let mut ssl = all.to_le_bytes().to_vec();
+    ssl.extend_from_slice(&[0, 0, 0, 1, 33]);
+    ssl.extend_from_slice(&[0; 23]);
+    let mut same_segment = pkt(1, &ssl);
+    same_segment.extend_from_slice(&tls_hello(1, 0x0039));
+    for client in [vec![same_segment], vec![pkt(1, &ssl), tls_hello(1, 0x0039)]] {
+        let mut segs = vec![seg(S, 1, greeting(all))];
+        segs.extend(client.into_iter().map(|c| seg(C, 2, c)));
+        segs.push(seg(S, 3, tls_hello(2, 0x0039)));
+        let (ex, stats) = run_cut(MysqlParser::new(), &segs, &[]);
+        assert_eq!(ex.len(), 2, "{ex:?}");
+        assert_eq!(my(&ex[0]).command, "ssl_request");
+        let L7Detail::Tls(t) = &ex[1].detail else {
+            panic!("{:?}", ex[1].detail)
+        };
+        assert_eq!(
+            (t.version.as_deref(), t.cipher.as_deref()),
+            (Some("TLSv1.2"), Some("TLS_DHE_RSA_WITH_AES_256_CBC_SHA"))
+        );
+        assert_eq!(stats.skipped_bytes, 0);
+    }
+}
+
 #[test]
 fn queries_ok_err_and_result_sets_classic_eof() {
     let mut segs = login(0);

@@ -4,7 +4,8 @@
 //! - `handshake`: the client's HandshakeResponse (and any auth-switch / more-data packets it
 //!   sends) answered by the server's authentication packets up to OK or ERR; carries the
 //!   server version from the greeting, user, schema and auth plugin. An SSLRequest ends
-//!   parsing (the rest is TLS) and is reported as `ssl_request`;
+//!   MySQL parsing and is reported as `ssl_request`; the TLS handshake after it is handed to
+//!   the TLS parser, which reports SNI, version and cipher as for any TLS connection;
 //! - one exchange per command (`COM_QUERY`, `COM_STMT_PREPARE`, …) answered by OK, ERR or a
 //!   result set (column count, definitions, rows, terminator, further result sets);
 //! - COM_QUIT, COM_STMT_CLOSE and COM_STMT_SEND_LONG_DATA get no answer and are messages.
@@ -60,7 +61,7 @@ enum Phase {
     Connect,
     /// Commands.
     Command,
-    /// TLS after SSLRequest: nothing more is parsed.
+    /// TLS after SSLRequest: the bytes go to the TLS parser (SNI, version, cipher).
     Encrypted,
 }
 
@@ -89,6 +90,8 @@ pub struct MysqlParser {
     /// Server bytes were lost: the answers in progress cannot be followed; server bytes are
     /// dropped until the client's next command starts a fresh answer.
     server_lost: bool,
+    /// After SSLRequest: the TLS handshake that follows.
+    tls: Option<Box<crate::tls::TlsParser>>,
     stats: ParserStats,
 }
 
@@ -118,6 +121,7 @@ impl MysqlParser {
             orphan: None,
             prepared: HashMap::new(),
             server_lost: false,
+            tls: None,
             stats: ParserStats::default(),
         }
     }
@@ -145,6 +149,17 @@ impl MysqlParser {
         let max = self.max();
         loop {
             if self.phase == Phase::Encrypted {
+                // Bytes already buffered after the SSLRequest are the TLS handshake's start.
+                if let Some(tls) = self.tls.as_mut() {
+                    for (d, r) in [
+                        (Direction::ClientToServer, &self.client),
+                        (Direction::ServerToClient, &self.server),
+                    ] {
+                        if !r.buf.is_empty() {
+                            tls.feed(d, r.buf.ts(), r.buf.data(), out);
+                        }
+                    }
+                }
                 self.client.reset();
                 self.server.reset();
                 return;
@@ -305,6 +320,7 @@ impl MysqlParser {
         if r.ssl {
             msg.auth_plugin = None;
             self.phase = Phase::Encrypted;
+            self.tls = Some(Box::default());
             self.stats.records += 1;
             out.push(build(
                 Some(half),
@@ -477,11 +493,24 @@ impl ProtocolParser for MysqlParser {
     }
 
     fn feed(&mut self, dir: Direction, ts_ns: u64, data: &[u8], out: &mut Vec<L7Exchange>) {
+        if self.phase == Phase::Encrypted {
+            if let Some(tls) = self.tls.as_mut() {
+                tls.feed(dir, ts_ns, data, out);
+            }
+            return;
+        }
         if self.server_lost && dir == Direction::ServerToClient {
             self.stats.skipped_bytes += data.len() as u64;
             return;
         }
         for piece in data.chunks(self.max()) {
+            if self.phase == Phase::Encrypted {
+                // The SSLRequest was in an earlier piece of this chunk.
+                if let Some(tls) = self.tls.as_mut() {
+                    tls.feed(dir, ts_ns, piece, out);
+                }
+                continue;
+            }
             let reader = match dir {
                 Direction::ClientToServer => &mut self.client,
                 Direction::ServerToClient => &mut self.server,
@@ -492,6 +521,10 @@ impl ProtocolParser for MysqlParser {
     }
 
     fn gap(&mut self, dir: Direction, len: u64) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.gap(dir, len);
+            return;
+        }
         self.stats.gap_bytes += len;
         let reader = match dir {
             Direction::ClientToServer => &mut self.client,
@@ -504,7 +537,10 @@ impl ProtocolParser for MysqlParser {
         }
     }
 
-    fn finish(&mut self, _ts_ns: u64, out: &mut Vec<L7Exchange>) {
+    fn finish(&mut self, ts_ns: u64, out: &mut Vec<L7Exchange>) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.finish(ts_ns, out);
+        }
         if self.phase != Phase::Encrypted {
             self.stats.skipped_bytes += (self.client.buf.len() + self.server.buf.len()) as u64;
         }
@@ -547,6 +583,14 @@ impl ProtocolParser for MysqlParser {
     }
 
     fn stats(&self) -> ParserStats {
-        self.stats
+        let mut s = self.stats;
+        if let Some(t) = &self.tls {
+            let t = t.stats();
+            s.records += t.records;
+            s.skipped_bytes += t.skipped_bytes;
+            s.gap_bytes += t.gap_bytes;
+            s.overflow_bytes += t.overflow_bytes;
+        }
+        s
     }
 }
