@@ -63,6 +63,12 @@ impl Replayer {
         }
     }
 
+    /// Expect about `n` records: a capacity hint, never a limit.
+    pub fn expect_records(mut self, n: usize) -> Self {
+        self.records.reserve(n);
+        self
+    }
+
     /// Remember which flow every packet belonged to (costs 4 bytes per packet).
     pub fn track_packets(mut self) -> Self {
         self.packet_flows = Some(Vec::new());

@@ -177,7 +177,11 @@ impl ReplayError {
 pub fn replay_file(path: &Path, opts: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let reader =
         CaptureReader::open(path).map_err(|e| ReplayError::new(e, ReplayReport::default()))?;
-    run(reader, Replayer::new(opts.clone()))
+    // About one record per few hundred bytes of capture in the synthetic and corpus captures;
+    // a hint for reserving, never a limit.
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let hint = usize::try_from(size / 256).unwrap_or(usize::MAX);
+    run(reader, Replayer::new(opts.clone()).expect_records(hint))
 }
 
 /// Replay capture bytes from any reader.

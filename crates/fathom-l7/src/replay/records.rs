@@ -1,22 +1,25 @@
 //! Where a replay's records wait until the end, when they come out sorted by time.
 //!
 //! A [`Record`] is large (hundreds of bytes) and a capture yields hundreds of thousands of
-//! them. Growing one `Vec` means copying everything at each doubling into freshly zeroed
-//! pages, and a stable sort of the records themselves moves them again through a scratch
-//! buffer as large as the input: profiles of `fathom replay` showed more time in page zeroing
-//! and memmove than in parsing. So records go into fixed-size chunks that never move, only
-//! their (time, arrival) keys are sorted, and each record is moved once into the result.
+//! them. Profiles of `fathom replay` showed more time in page faults, page zeroing and
+//! memmove than in parsing: growing a `Vec` copies everything at each doubling into freshly
+//! zeroed pages, and a stable sort of the records themselves moves them again through a
+//! scratch buffer as large as half the input. So:
+//! - the vector is reserved up front from an estimate of the record count (the capture's
+//!   size): capacity that is never written costs address space only, not memory;
+//! - records usually arrive in time order, and then nothing is sorted;
+//! - otherwise only (time, position) keys are sorted and the records are put in place by
+//!   following the permutation's cycles: each is moved about once, into no new memory.
 
 use fathom_model::Record;
 
-/// Records per chunk: large enough that chunk bookkeeping is noise, small enough that the
-/// last chunk's unused capacity is.
-const CHUNK: usize = 1024;
+/// At most this many records are reserved ahead (a guess, never a limit): a few hundred MB
+/// of address space, most of it untouched when the guess is high.
+const MAX_RESERVE: usize = 1 << 20;
 
 #[derive(Default)]
 pub struct RecordLog {
-    chunks: Vec<Vec<Option<Record>>>,
-    len: usize,
+    records: Vec<Record>,
     /// Every record so far came no earlier than the one before it.
     in_order: bool,
     last_time: u64,
@@ -30,49 +33,48 @@ impl RecordLog {
         }
     }
 
+    /// Expect about `n` records.
+    pub fn reserve(&mut self, n: usize) {
+        self.records.reserve(n.min(MAX_RESERVE));
+    }
+
     pub fn push(&mut self, r: Record) {
         let t = r.time().0;
         self.in_order &= t >= self.last_time;
         self.last_time = t;
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < CHUNK => c.push(Some(r)),
-            _ => {
-                let mut c = Vec::with_capacity(CHUNK);
-                c.push(Some(r));
-                self.chunks.push(c);
-            }
-        }
-        self.len += 1;
+        self.records.push(r);
     }
 
     /// All records, sorted by time; records with equal times keep their arrival order.
     pub fn into_sorted(self) -> Vec<Record> {
-        let mut out = Vec::with_capacity(self.len);
-        let mut chunks = self.chunks;
+        let mut v = self.records;
         if self.in_order {
-            out.extend(chunks.into_iter().flatten().flatten());
-            return out;
+            return v;
         }
-        // (time, chunk, index): the position breaks ties, so this unstable sort is stable.
-        let mut keys: Vec<(u64, u32, u32)> = Vec::with_capacity(self.len);
-        for (c, chunk) in chunks.iter().enumerate() {
-            for (i, r) in chunk.iter().enumerate() {
-                if let Some(r) = r {
-                    keys.push((r.time().0, c as u32, i as u32));
-                }
-            }
-        }
+        // Position breaks ties between equal times, so this unstable sort is stable.
+        let mut keys: Vec<(u64, u32)> = v
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.time().0, i as u32))
+            .collect();
         keys.sort_unstable();
-        for (_, c, i) in keys {
-            if let Some(r) = chunks
-                .get_mut(c as usize)
-                .and_then(|chunk| chunk.get_mut(i as usize))
-                .and_then(Option::take)
-            {
-                out.push(r);
+        // Position p receives the record now at keys[p].1. Each cycle of that permutation is
+        // walked once with swaps: the record a position needs is swapped in, and the one it
+        // held travels on until it reaches the cycle's start, where it belongs.
+        let mut done = vec![false; v.len()];
+        for start in 0..v.len() {
+            let mut cur = start;
+            while !done[cur] {
+                done[cur] = true;
+                let src = keys[cur].1 as usize;
+                if src == start {
+                    break;
+                }
+                v.swap(cur, src);
+                cur = src;
             }
         }
-        out
+        v
     }
 }
 
@@ -115,11 +117,12 @@ mod tests {
     }
 
     #[test]
-    fn sorted_by_time_stable_across_chunks() {
-        // Times cycle so that equal times sit in different chunks, out of order.
-        let n = 3 * CHUNK as u64 + 17;
+    fn sorted_by_time_and_stable() {
+        // Times cycle so that equal times are far apart, out of order.
+        let n = 3 * 1024 + 17;
         let input: Vec<(u64, u64)> = (0..n).map(|i| ((i * 7919) % 13, i)).collect();
         let mut log = RecordLog::new();
+        log.reserve(10);
         for (t, tag) in &input {
             log.push(rec(*t, *tag));
         }
@@ -131,11 +134,25 @@ mod tests {
     #[test]
     fn already_in_order_is_kept() {
         let mut log = RecordLog::new();
-        for i in 0..(CHUNK as u64 + 5) {
+        for i in 0..1029 {
             log.push(rec(i / 3, i));
         }
-        let want: Vec<(u64, u64)> = (0..(CHUNK as u64 + 5)).map(|i| (i / 3, i)).collect();
+        let want: Vec<(u64, u64)> = (0..1029).map(|i| (i / 3, i)).collect();
         assert_eq!(tags(&log.into_sorted()), want);
         assert!(RecordLog::new().into_sorted().is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_order_comes_out_stably_sorted(times in proptest::collection::vec(0u64..20, 0..200)) {
+            let mut log = RecordLog::new();
+            for (i, t) in times.iter().enumerate() {
+                log.push(rec(*t, i as u64));
+            }
+            let mut want: Vec<(u64, u64)> =
+                times.iter().enumerate().map(|(i, t)| (*t, i as u64)).collect();
+            want.sort_by_key(|(t, _)| *t);
+            proptest::prop_assert_eq!(tags(&log.into_sorted()), want);
+        }
     }
 }
