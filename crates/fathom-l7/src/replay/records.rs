@@ -33,9 +33,10 @@ impl RecordLog {
         }
     }
 
-    /// Expect about `n` records.
+    /// Expect about `n` records. Only a hint: if the address space cannot be had (strict
+    /// overcommit), the vector grows as usual.
     pub fn reserve(&mut self, n: usize) {
-        self.records.reserve(n.min(MAX_RESERVE));
+        let _ = self.records.try_reserve(n.min(MAX_RESERVE));
     }
 
     pub fn push(&mut self, r: Record) {
