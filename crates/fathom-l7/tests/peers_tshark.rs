@@ -847,8 +847,10 @@ fn redis_cli_server() {
                 _ => (name, args.get(1).cloned()),
             };
             v.push((c, name, key, None, None));
-        } else if let Some(last) = v.iter_mut().rev().find(|x| x.3.is_none()) {
-            // The reply's outermost type, as tshark shows it.
+        } else if let Some(last) = v.iter_mut().find(|x| x.3.is_none()) {
+            // RESP answers in order: a reply belongs to the oldest unanswered command (a
+            // pipelined client has several outstanding). The reply's outermost type, as
+            // tshark shows it.
             let ty = if !r[7].is_empty() {
                 "array"
             } else if !r[5].is_empty() {
