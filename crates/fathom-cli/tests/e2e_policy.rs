@@ -732,3 +732,177 @@ fn wait_generation(agent: &Agent, after: u64) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Malformed documents, each with the exact reason it must be refused for (after the file's
+/// path): nothing may change in the kernel, and the applied policy must survive a restart.
+const BAD_INPUT: &[(&str, &str, &str)] = &[
+    (
+        "unknown-field",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - form: []\n",
+        "document 1 (NetworkPolicy x/web): spec.ingress[0].form: unknown field (expected one of: from, ports)",
+    ),
+    (
+        "no-podselector",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec: {ingress: []}\n",
+        "document 1 (NetworkPolicy x/web): spec.podSelector: required field is missing (use {} to select every pod)",
+    ),
+    (
+        "host-bits",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.1.2.3/16}\n",
+        "document 1 (NetworkPolicy x/web): spec.ingress[0].from[0].ipBlock.cidr: 10.1.2.3/16 has host bits set (did you mean 10.1.0.0/16?)",
+    ),
+    (
+        "endport-below",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: 443}, {port: 80, endPort: 70}]\n",
+        "document 1 (NetworkPolicy x/allow-web): spec.ingress[0].ports[1].endPort: 70 is below port 80",
+    ),
+    (
+        "bad-operator",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector:\n    matchExpressions: [{key: app, operator: in, values: [a]}]\n",
+        "document 1 (NetworkPolicy x/web): spec.podSelector.matchExpressions[0].operator: unsupported operator \"in\" (expected In, NotIn, Exists or DoesNotExist)",
+    ),
+    (
+        "label-value-number",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector:\n    matchLabels: {version: 1}\n",
+        "document 1 (NetworkPolicy x/web): spec.podSelector.matchLabels.version: expected a string, found a number",
+    ),
+    (
+        "fathom-field-in-k8s",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - action: deny\n",
+        "document 1 (NetworkPolicy x/web): spec.ingress[0].action: unknown field (expected one of: from, ports); \"action\" is a FathomNetworkPolicy field",
+    ),
+    (
+        "bad-kind",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {}\n",
+        "document 1 (Pod default/web): kind: unsupported kind \"Pod\" (expected NetworkPolicy, FathomNetworkPolicy or List)",
+    ),
+    (
+        "second-document-bad",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: fine, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: x}\nspec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: 0}]\n",
+        "document 2 (NetworkPolicy x/web): spec.ingress[0].ports[0].port",
+    ),
+];
+
+fn maps(agent: &Agent) -> Value {
+    let (ok, out, err) = run_cli(agent, &["maps", "-o", "json"]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).expect("json")
+}
+
+#[test]
+fn bad_input_changes_nothing_and_policies_survive_a_restart() {
+    let _g = serial();
+    let spec = LabSpec::from_yaml(
+        "namespaces:\n- name: x\n  pods:\n  - {name: a, labels: {pod: a}}\n  - {name: b, labels: {pod: b}}\n",
+    )
+    .expect("spec");
+    let guard = LabGuard::up_named(&spec, &fathom_lab::unique_name("polbad")).expect("lab up");
+    let state = guard.state().clone();
+    let lab = Lab {
+        _guard: guard,
+        state,
+    };
+    lab.serve();
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--web-address",
+        "off",
+        "--policy-lab",
+        &lab.state().name,
+        "--policy-state-dir",
+        state_dir.path().to_str().expect("path"),
+    ];
+    let agent = Agent::start_with(&args);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = np(
+        "a-from-nobody",
+        "x",
+        "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress]",
+    );
+    apply(&agent, dir.path(), "good", &good);
+    let probe = Probe {
+        from: "x/b".into(),
+        to: "x/a".into(),
+        port: 80,
+        proto: Proto::Tcp,
+    };
+    assert!(
+        !lab.probe_one(&probe, PROBE_TIMEOUT),
+        "x/a must be isolated"
+    );
+    let before = maps(&agent);
+    let gen = generation(&agent);
+    assert!(
+        before["policy_rules0"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+            || before["policy_rules1"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+    );
+
+    let mut checked = 0;
+    for (name, yaml, reason) in BAD_INPUT {
+        let f = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&f, yaml).expect("write");
+        // Alone, and together with a valid file: all or nothing.
+        let ok_file = dir.path().join("also-valid.yaml");
+        std::fs::write(
+            &ok_file,
+            np(
+                "would-be-new",
+                "x",
+                "  podSelector: {}\n  policyTypes: [Egress]",
+            ),
+        )
+        .expect("write");
+        for files in [vec![&f], vec![&ok_file, &f]] {
+            let mut args = vec!["apply"];
+            for file in &files {
+                args.push("-f");
+                args.push(file.to_str().expect("path"));
+            }
+            let (ok, out, err) = run_cli(&agent, &args);
+            assert!(!ok, "{name} was accepted: {out}");
+            let want = format!("{}: {reason}", f.display());
+            assert!(err.contains(&want), "{name}: want {want:?} in:\n{err}");
+            assert!(err.contains("nothing changed"), "{err}");
+            assert_eq!(maps(&agent), before, "{name} changed the kernel maps");
+            assert_eq!(generation(&agent), gen, "{name} bumped the generation");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2 * BAD_INPUT.len());
+    let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        listed["policies"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    // Deleting what is not there is refused too.
+    let (ok, _, err) = run_cli(&agent, &["delete", "no-such-policy"]);
+    assert!(
+        !ok && err.contains("no applied policy named \"no-such-policy\""),
+        "{err}"
+    );
+
+    // Restart: the applied policy comes back from the state dir and is enforced again.
+    drop(agent);
+    let agent = Agent::start_with(&args);
+    let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
+    let relisted: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(relisted["policies"], listed["policies"], "{relisted}");
+    assert!(
+        !lab.probe_one(&probe, PROBE_TIMEOUT),
+        "x/a must still be isolated after a restart"
+    );
+    let (ok, out, _) = run_cli(&agent, &["get", "x/a-from-nobody"]);
+    assert!(ok && out.contains("a-from-nobody"), "{out}");
+    let (ok, _, err) = run_cli(&agent, &["delete", "x/a-from-nobody"]);
+    assert!(ok, "{err}");
+    assert!(
+        lab.probe_one(&probe, Duration::from_secs(3)),
+        "delete must open x/a again"
+    );
+}
