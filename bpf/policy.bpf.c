@@ -43,6 +43,10 @@
 #define POLICY_KEY_FIXED_BITS 72
 #define POLICY_KEY_ALL_BITS 96
 
+/* Benchmarks only (PolicyConfig::conntrack = false): judge every packet as a new connection,
+ * so BPF_PROG_TEST_RUN with repeat measures the policy lookup itself. */
+const volatile __u8 conntrack_disabled = 0;
+
 /* Sizes: user space sets them before load (PolicyConfig). */
 #define POLICY_TRIE(name)                                         \
 	struct {                                                  \
@@ -408,13 +412,13 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	__builtin_memcpy(fwd.saddr, p.saddr, 16);
 	__builtin_memcpy(fwd.daddr, p.daddr, 16);
 
-	struct fathom_policy_ct_value *ct = bpf_map_lookup_elem(&policy_ct, &fwd);
+	struct fathom_policy_ct_value *ct = conntrack_disabled ? NULL : bpf_map_lookup_elem(&policy_ct, &fwd);
 	if (ct && ct->generation == generation) {
 		stat(FATHOM_POL_CT_ESTABLISHED);
 		count(slot, ct->decision_id, skb->len);
 		return finish(ct->action);
 	}
-	if (!ct) {
+	if (!ct && !conntrack_disabled) {
 		/* A reply: the reversed tuple was opened in the other direction at this endpoint. */
 		struct fathom_policy_ct_key rev = {
 			.endpoint_id = ep,
@@ -457,6 +461,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	decide(slot, ep, dir, peer, p.proto, p.key_bits, &v);
 	v.generation = generation;
 	v.flags = FATHOM_POLICY_CT_EVENT_SENT;
+	if (conntrack_disabled) {
+		count(slot, v.decision_id, skb->len);
+		return finish(v.action);
+	}
 	bpf_map_update_elem(&policy_ct, &fwd, &v, BPF_ANY);
 	count(slot, v.decision_id, skb->len);
 	if (v.decision_id)

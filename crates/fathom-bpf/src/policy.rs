@@ -38,6 +38,9 @@ pub struct PolicyConfig {
     pub counter_capacity: u32,
     /// Endpoint interfaces.
     pub endpoint_capacity: u32,
+    /// Track connections (the product always does). Off, every packet is judged as a new
+    /// connection and no verdict events are sent: for benchmarking the lookup itself.
+    pub conntrack: bool,
 }
 
 impl Default for PolicyConfig {
@@ -48,6 +51,7 @@ impl Default for PolicyConfig {
             ct_capacity: 65_536,
             counter_capacity: 32_768,
             endpoint_capacity: 4096,
+            conntrack: true,
         }
     }
 }
@@ -185,6 +189,9 @@ impl PolicyDatapath {
         ];
         for (map, n) in sizes {
             map.set_max_entries(n.max(16)).map_err(open_err)?;
+        }
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.conntrack_disabled = u8::from(!cfg.conntrack);
         }
         let skel = open.load().map_err(|source| BpfError::Load {
             object: "policy",
