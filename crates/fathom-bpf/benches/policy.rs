@@ -37,7 +37,10 @@ fn frame(dport: u16) -> Vec<u8> {
 /// `n` policy map entries spread over endpoints of 100 entries each (one peer identity, 100
 /// exact TCP ports), a default-deny root per endpoint, and an ipcache of n/10 + 2 entries.
 /// Endpoint 1 is the one under test; its peer 10.77.0.2 has identity 256.
-fn synthetic(n: usize) -> (Vec<([u8; 16], [u8; 8])>, Vec<([u8; 20], [u8; 8])>) {
+type PolicyEntries = Vec<([u8; 16], [u8; 8])>;
+type IpcacheEntries = Vec<([u8; 20], [u8; 8])>;
+
+fn synthetic(n: usize) -> (PolicyEntries, IpcacheEntries) {
     let key = |prefixlen: u32, ep: u32, peer: u32, port: u16| {
         let mut k = [0u8; 16];
         k[0..4].copy_from_slice(&prefixlen.to_ne_bytes());
