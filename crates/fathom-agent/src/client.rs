@@ -93,6 +93,21 @@ impl AgentClient {
         Ok(resp)
     }
 
+    /// One JSON request and its JSON answer (the policy routes).
+    pub async fn json(
+        &self,
+        post: Option<&serde_json::Value>,
+        path: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let (method, body) = match post {
+            Some(b) => (Method::POST, Some(serde_json::to_vec(b)?)),
+            None => (Method::GET, None),
+        };
+        let resp = self.send(method, path, body).await?;
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&body)?)
+    }
+
     pub async fn status(&self) -> Result<AgentStatus, ClientError> {
         let resp = self.send(Method::GET, "/v1/status", None).await?;
         let body = resp.into_body().collect().await?.to_bytes();

@@ -47,6 +47,8 @@ pub struct AgentConfig {
     pub store_enabled: bool,
     /// Where and how long: path, max_age, max_bytes, batching (see fathom-store).
     pub store: fathom_store::StoreConfig,
+    /// Network policy enforcement (policy.bpf.c on lab pods; applied policies' state dir).
+    pub policy: crate::policy_engine::PolicyAgentConfig,
 }
 
 impl Default for AgentConfig {
@@ -69,6 +71,7 @@ impl Default for AgentConfig {
             metrics_context: MetricsContext::Namespace,
             store_enabled: true,
             store: fathom_store::StoreConfig::default(),
+            policy: crate::policy_engine::PolicyAgentConfig::default(),
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod inventory;
 pub mod kernel;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy_api;
+pub mod policy_engine;
 pub mod run;
 pub mod status;
 pub mod ui;

@@ -227,6 +227,22 @@ impl RecordMetrics {
         match r {
             Record::Flow(f) => self.observe_flow(f),
             Record::Drop(d) => self.observe_drop(d),
+            Record::PolicyVerdict(v) => {
+                // `match`: the deciding policies/rules, or the reason when none (not selected).
+                let names: Vec<String> = v.policies.iter().map(|p| p.display_name()).collect();
+                let m = if names.is_empty() {
+                    v.reason.clone()
+                } else {
+                    names.join(",")
+                };
+                self.policy_verdicts
+                    .get_or_create(&VerdictLabels {
+                        direction: v.direction.clone(),
+                        r#match: m,
+                        action: v.verdict.as_str().into(),
+                    })
+                    .inc();
+            }
             Record::L7(l) => {
                 let src = context_label(self.ctx, Some(&l.source));
                 let dst = context_label(self.ctx, Some(&l.destination));

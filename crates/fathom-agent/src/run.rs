@@ -112,6 +112,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         stats: Arc::clone(&pstats),
     };
     let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
+    let (policy, policy_thread) = start_policy(&cfg, &hub, &metrics, &store_writer, &node, &stop);
 
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {
@@ -129,7 +130,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         status: Arc::new(status),
         store: store_reader,
     };
-    let app = api::router(api_state.clone());
+    // Policy routes change what the kernel drops: unix socket (root) only, never the web listener.
+    let app = api::router(api_state.clone()).merge(crate::policy_api::router(policy));
     tracing::info!(socket = %cfg.socket.display(), "agent ready");
     eprintln!(
         "fathom agent: ready, API on {} (fathom observe -f to watch flows)",
@@ -178,6 +180,9 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     if let Ok((Err(_), _) | (_, Err(_))) = k {
         tracing::error!("a worker thread panicked during shutdown");
     }
+    if let Some(t) = policy_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     // The pipeline has published its last records: flush the history and close it.
     if let (Some(w), Some(t)) = (store_writer, store_thread) {
         w.shutdown();
@@ -189,6 +194,38 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     }
     eprintln!("fathom agent: stopped, programs detached");
     served.context("serving the API")
+}
+
+/// Start network policy enforcement; without it the agent still observes, and the policy
+/// routes answer why not.
+fn start_policy(
+    cfg: &AgentConfig,
+    hub: &Arc<Hub>,
+    metrics: &Arc<Metrics>,
+    store: &Option<fathom_store::StoreWriter>,
+    node: &str,
+    stop: &Arc<AtomicBool>,
+) -> (
+    crate::policy_engine::PolicyHandle,
+    Option<std::thread::JoinHandle<()>>,
+) {
+    use crate::policy_engine::{self, PolicyHandle, PolicySinks};
+    if !cfg.policy.enabled {
+        return (PolicyHandle::disconnected(), None);
+    }
+    let sinks = PolicySinks {
+        hub: Arc::clone(hub),
+        metrics: Some(Arc::clone(&metrics.records)),
+        store: store.clone(),
+        node: node.to_string(),
+    };
+    match policy_engine::start(cfg.policy.clone(), sinks, Arc::clone(stop)) {
+        Ok((h, t)) => (h, Some(t)),
+        Err(e) => {
+            tracing::error!("network policy disabled: {e}");
+            (PolicyHandle::disconnected(), None)
+        }
+    }
 }
 
 type StoreThread = std::thread::JoinHandle<Result<(), fathom_store::StoreError>>;

@@ -425,3 +425,5 @@ mod tests {
         assert_eq!(FlowEventRaw::from_bytes(ev.as_bytes()), Some(ev));
     }
 }
+/// policy.bpf.c's maps and events (bpf/policy.h).
+pub mod policy;

@@ -3,6 +3,7 @@
 mod drops;
 mod observe;
 mod output;
+mod policy;
 mod replay;
 mod status;
 mod timearg;
@@ -47,6 +48,8 @@ enum Command {
     Top(top::TopArgs),
     /// Flows and L7 records from a pcap/pcapng file, or its matching packets to a new file.
     Replay(replay::ReplayArgs),
+    /// Network policy: apply, delete, list, get, explain.
+    Policy(policy::PolicyArgs),
     /// Network-namespace "pods" on this machine for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -111,6 +114,15 @@ struct AgentArgs {
     /// Source/destination labels on flow metrics: none, namespace, workload, pod.
     #[arg(long, env = "FATHOM_METRICS_CONTEXT")]
     metrics_context: Option<fathom_agent::metrics::MetricsContext>,
+    /// Where applied network policies are kept (default /var/lib/fathom/policy).
+    #[arg(long, env = "FATHOM_POLICY_STATE_DIR")]
+    policy_state_dir: Option<PathBuf>,
+    /// Enforce network policy on this lab's pods only (repeatable; default: every lab).
+    #[arg(long = "policy-lab")]
+    policy_labs: Vec<String>,
+    /// Do not load the network policy program.
+    #[arg(long)]
+    no_policy: bool,
 }
 
 impl AgentArgs {
@@ -175,6 +187,13 @@ impl AgentArgs {
         if let Some(v) = self.metrics_context {
             c.metrics_context = v;
         }
+        if let Some(d) = self.policy_state_dir {
+            c.policy.state_dir = d;
+        }
+        c.policy.labs.extend(self.policy_labs);
+        if self.no_policy {
+            c.policy.enabled = false;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -238,6 +257,7 @@ fn main() -> ExitCode {
         Command::Drops(args) => runtime().and_then(|rt| rt.block_on(drops::run(args))),
         Command::Top(args) => top::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy::run(args))),
         Command::Lab { cmd } => fathom_lab::run(cmd),
     };
     match result {

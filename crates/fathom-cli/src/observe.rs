@@ -64,9 +64,15 @@ pub struct ObserveArgs {
     /// Flow events to show: start, update, end.
     #[arg(long, value_parser = parse_event)]
     event: Vec<FlowEvent>,
-    /// Record types: flow, l7.
+    /// Record types: flow, l7, drop, policy-verdict.
     #[arg(long = "type")]
     types: Vec<String>,
+    /// Policy verdicts to show: DROPPED, AUDIT, FORWARDED (policy-verdict records only).
+    #[arg(long)]
+    verdict: Vec<fathom_model::PolicyVerdict>,
+    /// Name the policies and rules behind each policy verdict in table output.
+    #[arg(long)]
+    print_policy_names: bool,
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: Format,
 }
@@ -88,6 +94,7 @@ impl ObserveArgs {
                 r#type: self.types.clone(),
                 event: self.event.clone(),
                 reason: Vec::new(),
+                verdict: self.verdict.clone(),
             },
             last: self.last,
             since: self.since,
@@ -101,7 +108,8 @@ pub async fn run(args: ObserveArgs) -> anyhow::Result<i32> {
     let req = args.request();
     let client = AgentClient::new(&args.socket);
     let stdout = std::io::stdout();
-    let mut printer = Printer::new(stdout.lock(), args.output, args.follow);
+    let mut printer = Printer::new(stdout.lock(), args.output, args.follow)
+        .with_policy_names(args.print_policy_names);
     let mut io_err = None;
     client
         .observe(&req, |item| {

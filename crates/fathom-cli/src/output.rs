@@ -21,6 +21,8 @@ pub struct Printer<W: Write> {
     streaming: bool,
     header_done: bool,
     first: bool,
+    /// Table rows of policy verdicts name the deciding policies and rules.
+    policy_names: bool,
 }
 
 fn endpoint(e: &Endpoint) -> String {
@@ -133,7 +135,14 @@ impl<W: Write> Printer<W> {
             streaming,
             header_done: false,
             first: true,
+            policy_names: false,
         }
+    }
+
+    /// `--print-policy-names`.
+    pub fn with_policy_names(mut self, on: bool) -> Self {
+        self.policy_names = on;
+        self
     }
 
     pub fn record(&mut self, r: &Record) -> std::io::Result<()> {
@@ -201,6 +210,26 @@ impl<W: Write> Printer<W> {
                             String::new(),
                             d.length.to_string(),
                             d.location.clone(),
+                        ];
+                        writeln!(self.out, "{}", table_row(&row))?;
+                    }
+                    Record::PolicyVerdict(v) => {
+                        let mut why = v.reason.clone();
+                        if self.policy_names && !v.policies.is_empty() {
+                            let names: Vec<String> =
+                                v.policies.iter().map(|p| p.display_name()).collect();
+                            why = format!("{why}: {}", names.join(", "));
+                        }
+                        let row = [
+                            time_of_day(r),
+                            "policy".to_string(),
+                            endpoint(&v.source),
+                            endpoint(&v.destination),
+                            v.protocol.to_string(),
+                            v.verdict.as_str().to_string(),
+                            v.direction.clone(),
+                            v.length.to_string(),
+                            why,
                         ];
                         writeln!(self.out, "{}", table_row(&row))?;
                     }

@@ -174,6 +174,9 @@ pub struct FlowFilter {
     /// Kernel drop reasons (drop records only; others pass), e.g. NO_SOCKET.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reason: Vec<String>,
+    /// Policy verdicts (policy-verdict records only; others pass).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verdict: Vec<crate::policy::PolicyVerdict>,
 }
 
 fn any_or_empty<T>(items: &[T], f: impl Fn(&T) -> bool) -> bool {
@@ -223,6 +226,12 @@ impl FlowFilter {
                 self.endpoints_match(src, dst)
                     && any_or_empty(&self.protocol, |p| d.protocol == Some(*p))
                     && any_or_empty(&self.reason, |r| r.eq_ignore_ascii_case(&d.reason))
+                    && self.comm.is_empty()
+            }
+            Record::PolicyVerdict(v) => {
+                self.endpoints_match(&v.source, &v.destination)
+                    && any_or_empty(&self.protocol, |p| *p == v.protocol)
+                    && any_or_empty(&self.verdict, |w| *w == v.verdict)
                     && self.comm.is_empty()
             }
             Record::L7(l7) => {

@@ -5,6 +5,7 @@ pub mod drop;
 pub mod filter;
 pub mod flow;
 pub mod l7;
+pub mod policy;
 pub mod record;
 pub mod time;
 
@@ -14,5 +15,6 @@ pub use flow::{
     Endpoint, Flow, FlowEndReason, FlowEvent, InterfaceRef, L4Info, L4Protocol, ProcessInfo,
     TcpFlags, TcpInfo, Traffic,
 };
+pub use policy::{PolicyRuleRef, PolicyVerdict, PolicyVerdictRecord};
 pub use record::Record;
 pub use time::Timestamp;

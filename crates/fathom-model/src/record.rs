@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::drop::DropRecord;
 use crate::flow::Flow;
 use crate::l7::L7Record;
+use crate::policy::PolicyVerdictRecord;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,6 +14,7 @@ pub enum Record {
     Flow(Flow),
     L7(L7Record),
     Drop(DropRecord),
+    PolicyVerdict(PolicyVerdictRecord),
 }
 
 impl Record {
@@ -21,6 +23,7 @@ impl Record {
             Record::Flow(f) => f.time,
             Record::L7(r) => r.time,
             Record::Drop(d) => d.time,
+            Record::PolicyVerdict(v) => v.time,
         }
     }
 
@@ -29,6 +32,7 @@ impl Record {
             Record::Flow(_) => "flow",
             Record::L7(_) => "l7",
             Record::Drop(_) => "drop",
+            Record::PolicyVerdict(_) => "policy-verdict",
         }
     }
 }

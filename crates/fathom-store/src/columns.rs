@@ -63,6 +63,18 @@ pub(crate) fn columns(r: &Record) -> Columns<'_> {
             src_comm: None,
             dst_comm: None,
         },
+        // Like a drop: exact protocol, both endpoints, never a comm; the verdict filter is
+        // checked in Rust.
+        Record::PolicyVerdict(v) => Columns {
+            time: time_to_sql(v.time),
+            kind: r.type_name(),
+            event: None,
+            protocol: Some(v.protocol.ip_proto()),
+            src: Some(&v.source),
+            dst: Some(&v.destination),
+            src_comm: None,
+            dst_comm: None,
+        },
     }
 }
 

@@ -168,6 +168,7 @@ fn filter() -> impl Strategy<Value = FlowFilter> {
                     r#type,
                     event,
                     reason,
+                    verdict: Vec::new(),
                 }
             },
         )

@@ -1,0 +1,254 @@
+//! Benchmarks of policy.bpf.c, printed as figures and ratios against a baseline measured in
+//! the same run (no thresholds: `make bench` reports, it does not judge).
+//!
+//! 1. Per-packet cost with BPF_PROG_TEST_RUN at 10, 1k, 10k and 100k policy map entries:
+//!    the lookup path (conntrack off: every packet is judged, ipcache + policy LPM) and the
+//!    established path (conntrack hit). Ratio 100k/10 shows how flat it is.
+//! 2. Applying a 10k-rule policy (100 pods x 100 port rules: parse + validate + compile +
+//!    write the standby slot + flip) vs `iptables-restore` of the 10k equivalent rules into a
+//!    scratch network namespace (the host's iptables are never touched).
+//!
+//! Run as root: `cargo bench -p fathom-bpf --bench policy`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fathom_bpf::policy::{PolicyConfig, PolicyDatapath};
+use fathom_policy::{
+    compile, load_str, CompileOptions, Endpoint, Endpoints, IdentityAllocator, LoadOptions,
+};
+
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const REPEAT: u32 = 200_000;
+
+fn frame(dport: u16) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&PEER.octets());
+    f.extend_from_slice(&LOCAL.octets());
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    f
+}
+
+/// `n` policy map entries spread over endpoints of 100 entries each (one peer identity, 100
+/// exact TCP ports), a default-deny root per endpoint, and an ipcache of n/10 + 2 entries.
+/// Endpoint 1 is the one under test; its peer 10.77.0.2 has identity 256.
+type PolicyEntries = Vec<([u8; 16], [u8; 8])>;
+type IpcacheEntries = Vec<([u8; 20], [u8; 8])>;
+
+fn synthetic(n: usize) -> (PolicyEntries, IpcacheEntries) {
+    let key = |prefixlen: u32, ep: u32, peer: u32, port: u16| {
+        let mut k = [0u8; 16];
+        k[0..4].copy_from_slice(&prefixlen.to_ne_bytes());
+        k[4..8].copy_from_slice(&ep.to_ne_bytes());
+        k[8..12].copy_from_slice(&peer.to_ne_bytes());
+        k[12] = 0; // ingress
+        k[13] = 6;
+        k[14..16].copy_from_slice(&port.to_be_bytes());
+        k
+    };
+    let val = |action: u8, id: u32| {
+        let mut v = [0u8; 8];
+        v[0] = action;
+        v[4..8].copy_from_slice(&id.to_ne_bytes());
+        v
+    };
+    let mut policy = Vec::with_capacity(n);
+    let per_ep = 100usize.min(n);
+    let mut ep = 0u32;
+    while policy.len() < n {
+        ep += 1;
+        policy.push((key(72, ep, 0, 0), val(2, 1)));
+        for i in 0..per_ep - 1 {
+            if policy.len() >= n {
+                break;
+            }
+            policy.push((key(96, ep, 256, 1000 + i as u16), val(1, 2)));
+        }
+    }
+    let ipkey = |prefixlen: u32, addr: Ipv4Addr| {
+        let mut k = [0u8; 20];
+        k[0..4].copy_from_slice(&prefixlen.to_ne_bytes());
+        k[4..20].copy_from_slice(&addr.to_ipv6_mapped().octets());
+        k
+    };
+    let ipval = |id: u32| {
+        let mut v = [0u8; 8];
+        v[0..4].copy_from_slice(&id.to_ne_bytes());
+        v
+    };
+    let mut ipcache = vec![(ipkey(96, Ipv4Addr::UNSPECIFIED), ipval(2))];
+    for i in 0..(n / 10 + 1) as u32 {
+        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 77, 0, 2)) + i);
+        ipcache.push((ipkey(128, a), ipval(256 + i)));
+    }
+    (policy, ipcache)
+}
+
+fn per_packet(n: usize, conntrack: bool) -> f64 {
+    let cfg = PolicyConfig {
+        policy_capacity: (n as u32 + 16).max(1024),
+        ipcache_capacity: (n as u32 / 10 + 16).max(1024),
+        conntrack,
+        ..PolicyConfig::default()
+    };
+    let mut dp = PolicyDatapath::load(&cfg).expect("load policy.bpf.c (root?)");
+    let (policy, ipcache) = synthetic(n);
+    dp.apply(&policy, &ipcache).expect("apply");
+    dp.set_endpoint(1, 1).expect("endpoint");
+    let pkt = frame(1000 + (n.min(100) as u16 / 2));
+    // Warm up, then the best of 5 runs (other work on the machine only adds time).
+    let _ = dp.test_run(true, &pkt, 10_000);
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let (ret, d) = dp.test_run(true, &pkt, REPEAT).expect("test run");
+        assert_eq!(ret, -1, "the benchmark packet must be allowed");
+        best = best.min(d);
+    }
+    best.as_nanos() as f64
+}
+
+/// 100 pods, each selected by one NetworkPolicy with 100 single-port ingress rules.
+fn ten_k_rules() -> (String, Endpoints, Vec<String>) {
+    let mut eps = Endpoints::new();
+    eps.add_namespace("bench", Default::default()).expect("ns");
+    let mut docs = Vec::new();
+    let mut iptables = vec!["*filter".to_string(), ":FORWARD DROP [0:0]".to_string()];
+    for p in 0..100u32 {
+        let ip = Ipv4Addr::new(10, 78, (p / 200) as u8, (p % 200 + 10) as u8);
+        eps.add_endpoint(
+            Endpoint::new(p + 1, "bench", &format!("p{p}"))
+                .label("app", &format!("p{p}"))
+                .ip(IpAddr::V4(ip)),
+        )
+        .expect("endpoint");
+        let mut rules = String::new();
+        for r in 0..100u32 {
+            let port = 1000 + r;
+            let from = (p + r) % 100;
+            rules.push_str(&format!(
+                "  - from: [{{podSelector: {{matchLabels: {{app: p{from}}}}}}}]\n    ports: [{{port: {port}}}]\n"
+            ));
+            let src = Ipv4Addr::new(10, 78, (from / 200) as u8, (from % 200 + 10) as u8);
+            iptables.push(format!(
+                "-A FORWARD -s {src}/32 -d {ip}/32 -p tcp -m tcp --dport {port} -j ACCEPT"
+            ));
+        }
+        docs.push(format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p{p}, namespace: bench}}\nspec:\n  podSelector: {{matchLabels: {{app: p{p}}}}}\n  ingress:\n{rules}"
+        ));
+    }
+    iptables.push("COMMIT".into());
+    (docs.join("---\n"), eps, iptables)
+}
+
+/// Total time, map entries, and the stages: parse+validate, compile, kernel write+flip.
+fn fathom_apply(docs: &str, eps: &Endpoints) -> (Duration, usize, [Duration; 3]) {
+    let mut dp = PolicyDatapath::load(&PolicyConfig::default()).expect("load");
+    let t = Instant::now();
+    let set = load_str("bench.yaml", docs, &LoadOptions::default()).expect("load docs");
+    let parsed = t.elapsed();
+    let c = compile(
+        &set,
+        eps,
+        &mut IdentityAllocator::new(),
+        &CompileOptions::default(),
+    )
+    .expect("compile");
+    let compiled = t.elapsed();
+    let policy: Vec<_> = c
+        .policy_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    let ipcache: Vec<_> = c
+        .ipcache_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    dp.apply(&policy, &ipcache).expect("apply");
+    let total = t.elapsed();
+    (
+        total,
+        policy.len(),
+        [parsed, compiled - parsed, total - compiled],
+    )
+}
+
+fn iptables_restore(rules: &[String]) -> Option<Duration> {
+    let ns = format!("fathom-bench-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    let file = std::env::temp_dir().join(format!("{ns}.rules"));
+    let result = (|| {
+        std::fs::write(&file, rules.join("\n") + "\n").ok()?;
+        let t = Instant::now();
+        let st = Command::new("ip")
+            .args(["netns", "exec", &ns, "iptables-restore"])
+            .stdin(std::fs::File::open(&file).ok()?)
+            .status()
+            .ok()?;
+        let d = t.elapsed();
+        st.success().then_some(d)
+    })();
+    let _ = std::fs::remove_file(&file);
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    result
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` / test discovery
+    }
+    println!("policy.bpf.c per packet (BPF_PROG_TEST_RUN, best of 5 x {REPEAT} runs):");
+    println!(
+        "{:>8}  {:>14}  {:>14}",
+        "entries", "lookup ns", "established ns"
+    );
+    let mut first = None;
+    let mut last = (0.0, 0.0);
+    for n in [10usize, 1_000, 10_000, 100_000] {
+        let lookup = per_packet(n, false);
+        let est = per_packet(n, true);
+        println!("{n:>8}  {lookup:>14.1}  {est:>14.1}");
+        first.get_or_insert((lookup, est));
+        last = (lookup, est);
+    }
+    if let Some((l10, e10)) = first {
+        println!(
+            "ratio 100k/10: lookup {:.2}, established {:.2}",
+            last.0 / l10,
+            last.1 / e10
+        );
+    }
+
+    let (docs, eps, rules) = ten_k_rules();
+    let (fathom, entries, [parse, comp, write]) = fathom_apply(&docs, &eps);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "apply 10k rules (100 pods x 100 ports): fathom {:.1} ms for {entries} map entries = parse+validate {:.1} + compile {:.1} + kernel write+flip {:.1}",
+        ms(fathom),
+        ms(parse),
+        ms(comp),
+        ms(write)
+    );
+    match iptables_restore(&rules) {
+        Some(ipt) => println!(
+            "iptables-restore of the same {} rules in a scratch netns: {:.1} ms (fathom/iptables = {:.2})",
+            rules.len() - 3,
+            ipt.as_secs_f64() * 1e3,
+            fathom.as_secs_f64() / ipt.as_secs_f64()
+        ),
+        None => println!("iptables-restore unavailable (install iptables): no baseline"),
+    }
+}

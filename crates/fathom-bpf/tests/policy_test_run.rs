@@ -1,0 +1,436 @@
+//! policy.bpf.c under BPF_PROG_TEST_RUN, exact cases: conntrack replies, deny beats allow,
+//! audit, ICMP type rules, SCTP, port ranges, re-decision after an apply, counters, capacity
+//! refusal, malformed frames. Needs root; nothing is attached anywhere.
+
+mod policy_support;
+
+use std::net::IpAddr;
+
+use fathom_bpf::policy::{KernelVerdict, PolicyConfig, PolicyVerdictEvent};
+use fathom_policy::{
+    compile, load_str, Action, CompileOptions, Compiled, DecisionId, Endpoint, Endpoints,
+    IdentityAllocator, LoadOptions, Reason, L4,
+};
+use policy_support::{frame, Kernel, TC_DROP, TC_PASS};
+
+const A: u32 = 11;
+const B: u32 = 12;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+fn a_ip() -> IpAddr {
+    ip("10.1.0.1")
+}
+fn b_ip() -> IpAddr {
+    ip("10.1.0.2")
+}
+
+fn inventory() -> Endpoints {
+    let mut eps = Endpoints::new();
+    eps.add_namespace("x", Default::default()).expect("ns");
+    eps.add_host_ip(ip("10.1.0.254")).expect("host");
+    eps.add_endpoint(Endpoint::new(A, "x", "a").label("pod", "a").ip(a_ip()))
+        .expect("a");
+    eps.add_endpoint(Endpoint::new(B, "x", "b").label("pod", "b").ip(b_ip()))
+        .expect("b");
+    eps
+}
+
+fn compiled(yaml: &str) -> Compiled {
+    let set = load_str("test.yaml", yaml, &LoadOptions::default()).expect("policy loads");
+    compile(
+        &set,
+        &inventory(),
+        &mut IdentityAllocator::new(),
+        &CompileOptions::default(),
+    )
+    .expect("compiles")
+}
+
+fn setup(yaml: &str) -> (Kernel, Compiled) {
+    let mut k = Kernel::load(&PolicyConfig::default());
+    let c = compiled(yaml);
+    k.apply(&c);
+    (k, c)
+}
+
+/// The single event of a run, resolved to (verdict, action, reason, policy names).
+fn decided(
+    c: &Compiled,
+    events: &[PolicyVerdictEvent],
+) -> (KernelVerdict, Action, Reason, Vec<String>) {
+    assert_eq!(events.len(), 1, "exactly one verdict event: {events:?}");
+    let e = &events[0];
+    let d = c
+        .decision(DecisionId(e.decision_id))
+        .expect("known decision");
+    let names = d
+        .policies
+        .iter()
+        .map(|r| match r.rule {
+            Some(i) => format!("{}/{}#{i}", r.namespace, r.name),
+            None => format!("{}/{}", r.namespace, r.name),
+        })
+        .collect();
+    (e.verdict, d.action, d.reason, names)
+}
+
+const A_ISOLATED: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-only-to-b-80, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Ingress, Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {pod: b}}}]
+    ports: [{port: 80}]
+"#;
+
+#[test]
+fn conntrack_lets_replies_through_and_reports_each_connection_once() {
+    let (k, c) = setup(A_ISOLATED);
+    let syn = frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 40000);
+    let (ret, ev) = k.run(A, false, &syn);
+    assert_eq!(ret, TC_PASS);
+    let (v, action, reason, names) = decided(&c, &ev);
+    assert_eq!(
+        (v, action, reason),
+        (KernelVerdict::Forwarded, Action::Allow, Reason::AllowedBy)
+    );
+    assert_eq!(names, ["x/a-only-to-b-80#0"]);
+    let e = &ev[0];
+    assert_eq!(
+        (e.src, e.dst, e.sport, e.dport, e.proto),
+        (a_ip(), b_ip(), 40000, 80, 6)
+    );
+    assert_eq!(e.direction, fathom_bpf::abi::policy::POLICY_EGRESS);
+
+    // The reply enters a (a's ingress, which is default deny): the conntrack passes it.
+    let reply = frame(b_ip(), a_ip(), L4::Tcp { dport: 40000 }, 80);
+    let (ret, ev) = k.run(A, true, &reply);
+    assert_eq!(ret, TC_PASS, "reply of an allowed connection");
+    assert!(ev.is_empty(), "replies produce no verdict event: {ev:?}");
+    // More packets of the connection: no more events.
+    let (ret, ev) = k.run(A, false, &syn);
+    assert_eq!((ret, ev.len()), (TC_PASS, 0));
+
+    // A new connection from b to a: a's ingress default deny.
+    let (ret, ev) = k.run(A, true, &frame(b_ip(), a_ip(), L4::Tcp { dport: 80 }, 5000));
+    assert_eq!(ret, TC_DROP);
+    let (v, action, reason, names) = decided(&c, &ev);
+    assert_eq!(
+        (v, action, reason),
+        (KernelVerdict::Dropped, Action::Deny, Reason::DefaultDeny)
+    );
+    assert_eq!(names, ["x/a-only-to-b-80"]);
+    // Retransmissions of the denied SYN: dropped, no new event.
+    let (ret, ev) = k.run(A, true, &frame(b_ip(), a_ip(), L4::Tcp { dport: 80 }, 5000));
+    assert_eq!((ret, ev.len()), (TC_DROP, 0));
+
+    // Counters: the allowed connection's decision counted SYN, reply and the second SYN.
+    let counters = k.dp.counters();
+    let allow_id = ev_decision(&k, &c, A, false, a_ip(), b_ip(), 80);
+    let n = counters
+        .get(&allow_id)
+        .expect("counter of the allow decision");
+    assert_eq!(n.packets, 3);
+    assert_eq!(n.bytes, 3 * syn.len() as u64);
+    let stats = k.dp.stats();
+    assert_eq!(stats["ct_reply"], 1);
+    assert_eq!(stats["dropped"], 2);
+    // Two connections above, plus the one `ev_decision` opened to learn the decision id.
+    assert_eq!(stats["events_sent"], 3);
+}
+
+/// The decision id the kernel gives a fresh connection (runs one extra packet).
+fn ev_decision(
+    k: &Kernel,
+    c: &Compiled,
+    ep: u32,
+    to: bool,
+    s: IpAddr,
+    d: IpAddr,
+    port: u16,
+) -> u32 {
+    let (_, ev) = k.run(ep, to, &frame(s, d, L4::Tcp { dport: port }, 61000));
+    decided(c, &ev);
+    ev[0].decision_id
+}
+
+#[test]
+fn deny_beats_allow() {
+    let (k, c) = setup(
+        r#"
+apiVersion: fathom.dev/v1alpha1
+kind: FathomNetworkPolicy
+metadata: {name: b-open-but-no-ssh, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress:
+  - from: [{podSelector: {}}]
+  - action: deny
+    logLabel: no-ssh
+    from: [{podSelector: {matchLabels: {pod: a}}}]
+    ports: [{port: 22}]
+"#,
+    );
+    let (ret, ev) = k.run(B, true, &frame(a_ip(), b_ip(), L4::Tcp { dport: 22 }, 1000));
+    assert_eq!(ret, TC_DROP);
+    let (v, _, reason, names) = decided(&c, &ev);
+    assert_eq!((v, reason), (KernelVerdict::Dropped, Reason::DeniedBy));
+    assert_eq!(names, ["x/b-open-but-no-ssh#1"]);
+    let (ret, ev) = k.run(B, true, &frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 1001));
+    assert_eq!(ret, TC_PASS);
+    assert_eq!(decided(&c, &ev).2, Reason::AllowedBy);
+}
+
+#[test]
+fn audit_passes_and_reports_audit() {
+    let (k, c) = setup(
+        r#"
+apiVersion: fathom.dev/v1alpha1
+kind: FathomNetworkPolicy
+metadata: {name: b-lockdown-trial, namespace: x}
+spec:
+  mode: audit
+  podSelector: {matchLabels: {pod: b}}
+  policyTypes: [Ingress]
+  ingress:
+  - ports: [{port: 80}]
+"#,
+    );
+    let (ret, ev) = k.run(
+        B,
+        true,
+        &frame(a_ip(), b_ip(), L4::Tcp { dport: 9999 }, 1000),
+    );
+    assert_eq!(ret, TC_PASS, "audit never drops");
+    let (v, action, reason, names) = decided(&c, &ev);
+    assert_eq!(
+        (v, action, reason),
+        (
+            KernelVerdict::Audit,
+            Action::Audit,
+            Reason::AuditDefaultDeny
+        )
+    );
+    assert_eq!(names, ["x/b-lockdown-trial"]);
+    let (ret, ev) = k.run(B, true, &frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 1001));
+    assert_eq!(ret, TC_PASS);
+    assert_eq!(decided(&c, &ev).0, KernelVerdict::Forwarded);
+    assert_eq!(k.dp.stats()["audited"], 1);
+}
+
+#[test]
+fn icmp_type_rules_and_echo_replies() {
+    let (k, c) = setup(
+        r#"
+apiVersion: fathom.dev/v1alpha1
+kind: FathomNetworkPolicy
+metadata: {name: b-ping-only, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  policyTypes: [Ingress, Egress]
+  ingress:
+  - icmps: [{type: 8}]
+"#,
+    );
+    let echo = L4::Icmp {
+        icmp_type: 8,
+        code: 0,
+    };
+    let (ret, ev) = k.run(B, true, &frame(a_ip(), b_ip(), echo, 77));
+    assert_eq!(ret, TC_PASS);
+    assert_eq!(decided(&c, &ev).2, Reason::AllowedBy);
+    // The echo reply leaves b (egress default deny): same identifier, passed as a reply.
+    let reply = L4::Icmp {
+        icmp_type: 0,
+        code: 0,
+    };
+    let (ret, ev) = k.run(B, false, &frame(b_ip(), a_ip(), reply, 77));
+    assert_eq!((ret, ev.len()), (TC_PASS, 0));
+    // An echo reply nobody asked for: egress default deny.
+    let (ret, ev) = k.run(B, false, &frame(b_ip(), a_ip(), reply, 78));
+    assert_eq!(ret, TC_DROP);
+    assert_eq!(decided(&c, &ev).2, Reason::DefaultDeny);
+    // Timestamp request: not type 8.
+    let (ret, _) = k.run(
+        B,
+        true,
+        &frame(
+            a_ip(),
+            b_ip(),
+            L4::Icmp {
+                icmp_type: 13,
+                code: 0,
+            },
+            79,
+        ),
+    );
+    assert_eq!(ret, TC_DROP);
+    // TCP is not ICMP.
+    let (ret, _) = k.run(B, true, &frame(a_ip(), b_ip(), L4::Tcp { dport: 8 }, 80));
+    assert_eq!(ret, TC_DROP);
+}
+
+#[test]
+fn sctp_ports_and_port_ranges() {
+    let (k, _) = setup(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-ranges, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress:
+  - ports:
+    - {protocol: SCTP, port: 5000}
+    - {protocol: TCP, port: 8000, endPort: 8100}
+"#,
+    );
+    let mut sport = 2000;
+    let mut run = |l4: L4| {
+        sport += 1;
+        k.run(B, true, &frame(a_ip(), b_ip(), l4, sport)).0
+    };
+    assert_eq!(run(L4::Sctp { dport: 5000 }), TC_PASS);
+    assert_eq!(run(L4::Sctp { dport: 5001 }), TC_DROP);
+    assert_eq!(
+        run(L4::Tcp { dport: 5000 }),
+        TC_DROP,
+        "an SCTP rule does not allow TCP"
+    );
+    assert_eq!(
+        run(L4::Udp { dport: 8000 }),
+        TC_DROP,
+        "a TCP rule does not allow UDP"
+    );
+    for (port, want) in [
+        (7999, TC_DROP),
+        (8000, TC_PASS),
+        (8050, TC_PASS),
+        (8063, TC_PASS),
+        (8064, TC_PASS),
+        (8100, TC_PASS),
+        (8101, TC_DROP),
+    ] {
+        assert_eq!(run(L4::Tcp { dport: port }), want, "TCP {port}");
+    }
+}
+
+#[test]
+fn an_apply_re_decides_established_connections_and_keeps_counters_apart() {
+    let open = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-web, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress: [{ports: [{port: 80}]}]
+"#;
+    let closed = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-closed, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  policyTypes: [Ingress]
+"#;
+    let (mut k, _) = setup(open);
+    let syn = frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 3000);
+    assert_eq!(k.run(B, true, &syn).0, TC_PASS);
+    assert_eq!(k.dp.generation(), 1);
+    let c2 = compiled(closed);
+    k.apply(&c2);
+    assert_eq!(k.dp.generation(), 2);
+    let (ret, ev) = k.run(B, true, &syn);
+    assert_eq!(
+        ret, TC_DROP,
+        "the connection lost its right with the new policy"
+    );
+    let (_, _, reason, names) = decided(&c2, &ev);
+    assert_eq!(
+        (reason, names),
+        (Reason::DefaultDeny, vec!["x/b-closed".to_string()])
+    );
+    assert_eq!(ev[0].generation, 2);
+    // Only the new generation's counters are reported as current.
+    let counters = k.dp.counters();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    assert_eq!(counters.values().next().map(|c| c.packets), Some(1));
+}
+
+#[test]
+fn an_apply_that_does_not_fit_is_refused_and_changes_nothing() {
+    let cfg = PolicyConfig {
+        policy_capacity: 16,
+        ..PolicyConfig::default()
+    };
+    let mut k = Kernel::load(&cfg);
+    let small = compiled(A_ISOLATED);
+    k.apply(&small);
+    let before = k.dp.dump();
+    let big = compiled(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: many-ports, namespace: x}
+spec:
+  podSelector: {}
+  ingress:
+  - ports: [{port: 1}, {port: 2}, {port: 3}, {port: 4}, {port: 5}, {port: 6}, {port: 7}, {port: 8}, {port: 9}, {port: 10}]
+"#,
+    );
+    let policy: Vec<_> = big
+        .policy_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    let ipcache: Vec<_> = big
+        .ipcache_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    assert!(policy.len() > 16);
+    let err =
+        k.dp.apply(&policy, &ipcache)
+            .expect_err("must not fit")
+            .to_string();
+    assert!(
+        err.contains(&format!(
+            "policy needs {} policy map entries, the map holds 16",
+            policy.len()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        k.dp.dump(),
+        before,
+        "a refused apply leaves every map as it was"
+    );
+    assert_eq!(k.dp.generation(), 1);
+}
+
+#[test]
+fn malformed_and_non_ip_frames() {
+    let (k, _) = setup(A_ISOLATED);
+    let mut f = frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 1);
+    f.truncate(14 + 20 + 2); // half a TCP port pair
+    assert_eq!(k.run(A, false, &f).0, TC_DROP);
+    let mut arp = vec![0xff; 12];
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    assert_eq!(k.run(A, false, &arp).0, TC_PASS);
+    let stats = k.dp.stats();
+    assert_eq!((stats["malformed"], stats["non_ip"]), (1, 1));
+    // A frame on an interface that is not an endpoint: untouched.
+    k.dp.remove_endpoint(policy_support::TEST_IFINDEX);
+    let (ret, _) =
+        k.dp.test_run(false, &frame(a_ip(), b_ip(), L4::Tcp { dport: 9 }, 2), 1)
+            .expect("run");
+    assert_eq!(ret, TC_PASS);
+    assert_eq!(k.dp.stats()["unmanaged"], 1);
+}
