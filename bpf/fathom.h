@@ -195,4 +195,6 @@ struct fathom_drop_limit {
 	__u32 suppressed;
 };
 
+#include "shield.h"
+
 #endif /* FATHOM_H */

@@ -8,6 +8,7 @@ pub mod features;
 pub mod flowtable;
 pub mod kernelsyms;
 pub mod sensors;
+pub mod shield;
 pub mod skel;
 pub mod tc;
 

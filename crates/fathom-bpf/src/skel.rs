@@ -23,3 +23,6 @@ pub mod drop {
 pub mod probe {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }
+pub mod shield {
+    include!(concat!(env!("OUT_DIR"), "/shield.skel.rs"));
+}
