@@ -93,6 +93,21 @@ impl AgentClient {
         Ok(resp)
     }
 
+    /// GET `path` (or POST `body` to it) and decode the JSON answer.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let (method, body) = match body {
+            Some(b) => (Method::POST, Some(serde_json::to_vec(b)?)),
+            None => (Method::GET, None),
+        };
+        let resp = self.send(method, path, body).await?;
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
     pub async fn status(&self) -> Result<AgentStatus, ClientError> {
         let resp = self.send(Method::GET, "/v1/status", None).await?;
         let body = resp.into_body().collect().await?.to_bytes();

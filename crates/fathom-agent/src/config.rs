@@ -47,6 +47,8 @@ pub struct AgentConfig {
     pub store_enabled: bool,
     /// Where and how long: path, max_age, max_bytes, batching (see fathom-store).
     pub store: fathom_store::StoreConfig,
+    /// The XDP shield (blocklist, rate limits, malformed-packet drops); off unless enabled.
+    pub shield: crate::shield::ShieldConfig,
 }
 
 impl Default for AgentConfig {
@@ -69,6 +71,7 @@ impl Default for AgentConfig {
             metrics_context: MetricsContext::Namespace,
             store_enabled: true,
             store: fathom_store::StoreConfig::default(),
+            shield: crate::shield::ShieldConfig::default(),
         }
     }
 }
@@ -128,6 +131,7 @@ impl AgentConfig {
                 .validate()
                 .map_err(|e| ConfigError::Invalid(format!("store: {e}")))?;
         }
+        self.shield.validate().map_err(ConfigError::Invalid)?;
         if self.end_linger > Duration::from_secs(60) {
             return Err(ConfigError::Invalid(
                 "end_linger above 60s would hold every TCP end back".into(),

@@ -15,6 +15,8 @@ pub mod kernel;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;
+pub mod shield;
+pub mod shield_api;
 pub mod status;
 pub mod ui;
 pub mod web;

@@ -113,6 +113,27 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     };
     let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
 
+    // The shield's audit records go to the same sinks as the pipeline's.
+    let shield = if cfg.shield.enabled {
+        let (hub, store, rec) = (
+            Arc::clone(&hub),
+            store_writer.clone(),
+            Arc::clone(&metrics.records),
+        );
+        let emit: crate::shield::Emit = Arc::new(move |r| {
+            rec.observe(&r);
+            if let Some(s) = &store {
+                s.try_record(r.clone());
+            }
+            hub.publish(r);
+        });
+        let s = crate::shield::ShieldService::start(&cfg.shield, node.clone(), emit)?;
+        s.spawn_upkeep(Arc::clone(&shared), Arc::clone(&stop));
+        Some(s)
+    } else {
+        None
+    };
+
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {
         started: Instant::now(),
@@ -123,11 +144,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         pipeline: pstats,
         hub: Arc::clone(&hub),
         store: store_writer.clone(),
+        shield: shield.clone(),
     };
     let api_state = ApiState {
         hub,
         status: Arc::new(status),
         store: store_reader,
+        shield,
     };
     let app = api::router(api_state.clone());
     tracing::info!(socket = %cfg.socket.display(), "agent ready");

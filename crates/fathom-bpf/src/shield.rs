@@ -45,7 +45,7 @@ pub const PINNED_MAPS: &[&str] = &[
 /// Largest bucket capacity: tokens are kept in nano-tokens in a u64.
 pub const MAX_BURST: u64 = 1_000_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ShieldMode {
     Enforce,

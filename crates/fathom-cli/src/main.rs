@@ -4,6 +4,7 @@ mod drops;
 mod observe;
 mod output;
 mod replay;
+mod shield;
 mod status;
 mod timearg;
 mod top;
@@ -47,6 +48,14 @@ enum Command {
     Top(top::TopArgs),
     /// Flows and L7 records from a pcap/pcapng file, or its matching packets to a new file.
     Replay(replay::ReplayArgs),
+    /// Drop a CIDR at the XDP shield (through the agent), optionally for a limited time.
+    Block(shield::BlockArgs),
+    /// Remove a CIDR from the shield's blocklist.
+    Unblock(shield::UnblockArgs),
+    /// List the shield's blocklist.
+    Blocks(shield::BlocksArgs),
+    /// Remove Fathom's pinned BPF state (the shield's blocklist and counters).
+    Uninstall(shield::UninstallArgs),
     /// Network-namespace "pods" on this machine for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -238,6 +247,10 @@ fn main() -> ExitCode {
         Command::Drops(args) => runtime().and_then(|rt| rt.block_on(drops::run(args))),
         Command::Top(args) => top::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Block(a) => runtime().and_then(|rt| rt.block_on(shield::block(a))),
+        Command::Unblock(a) => runtime().and_then(|rt| rt.block_on(shield::unblock(a))),
+        Command::Blocks(a) => runtime().and_then(|rt| rt.block_on(shield::blocks(a))),
+        Command::Uninstall(a) => shield::uninstall(a),
         Command::Lab { cmd } => fathom_lab::run(cmd),
     };
     match result {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::Alert;
 use crate::drop::DropRecord;
 use crate::flow::Flow;
 use crate::l7::L7Record;
@@ -13,6 +14,7 @@ pub enum Record {
     Flow(Flow),
     L7(L7Record),
     Drop(DropRecord),
+    Alert(Alert),
 }
 
 impl Record {
@@ -21,6 +23,7 @@ impl Record {
             Record::Flow(f) => f.time,
             Record::L7(r) => r.time,
             Record::Drop(d) => d.time,
+            Record::Alert(a) => a.time,
         }
     }
 
@@ -29,6 +32,7 @@ impl Record {
             Record::Flow(_) => "flow",
             Record::L7(_) => "l7",
             Record::Drop(_) => "drop",
+            Record::Alert(_) => "alert",
         }
     }
 }

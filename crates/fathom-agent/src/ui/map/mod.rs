@@ -196,6 +196,7 @@ fn endpoints(r: &Record) -> (Option<&Endpoint>, Option<&Endpoint>) {
         Record::Flow(f) => (Some(&f.source), Some(&f.destination)),
         Record::L7(l) => (Some(&l.source), Some(&l.destination)),
         Record::Drop(d) => (d.source.as_ref(), d.destination.as_ref()),
+        Record::Alert(a) => (a.source.as_ref(), a.destination.as_ref()),
     }
 }
 
