@@ -8,7 +8,7 @@ export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
 
 # Build: clang/llvm compile bpf/*.bpf.c; libelf/zlib/pkg-config for libbpf-sys; bpftool for vmlinux.h.
 # Test peers: real servers and clients the lab tests run against.
-DEB_PACKAGES := iputils-ping clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
+DEB_PACKAGES := iputils-ping nmap hping3 clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
 	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus tmux chromium chromium-driver \
 	dnsmasq-base redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
 	libdbd-mariadb-perl python3-grpcio nghttp2-client g++

@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod detect;
 pub mod drops;
 pub mod hub;
 pub mod interfaces;

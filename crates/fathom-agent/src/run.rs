@@ -102,17 +102,6 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         Arc::clone(&hub),
         store_writer.clone(),
     ));
-    let io = PipelineIo {
-        events: rx,
-        flow_table: kt.flow_table,
-        hub: Arc::clone(&hub),
-        enricher,
-        metrics: Some(Arc::clone(&metrics.records)),
-        store: store_writer.clone(),
-        stats: Arc::clone(&pstats),
-    };
-    let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
-
     // The shield's audit records go to the same sinks as the pipeline's.
     let shield = if cfg.shield.enabled {
         let (hub, store, rec) = (
@@ -133,6 +122,26 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     } else {
         None
     };
+    let detect = cfg.detect.enabled.then(|| {
+        let responder = shield.clone().map(|sh| -> crate::detect::Responder {
+            Box::new(move |ip, secs, why| {
+                sh.auto_block(ip, secs, why)
+                    .map(|v| format!("blocked {} for {secs}s at the shield", v.cidr))
+            })
+        });
+        crate::detect::Detectors::new(cfg.detect.clone(), node.clone(), responder)
+    });
+    let io = PipelineIo {
+        events: rx,
+        flow_table: kt.flow_table,
+        hub: Arc::clone(&hub),
+        enricher,
+        metrics: Some(Arc::clone(&metrics.records)),
+        store: store_writer.clone(),
+        stats: Arc::clone(&pstats),
+        detect,
+    };
+    let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
 
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {

@@ -56,6 +56,8 @@ enum Command {
     Blocks(shield::BlocksArgs),
     /// Remove Fathom's pinned BPF state (the shield's blocklist and counters).
     Uninstall(shield::UninstallArgs),
+    /// Alerts: port scans, SYN floods, shield audit (observe --type alert, same flags).
+    Alerts(observe::ObserveArgs),
     /// Network-namespace "pods" on this machine for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -251,6 +253,7 @@ fn main() -> ExitCode {
         Command::Unblock(a) => runtime().and_then(|rt| rt.block_on(shield::unblock(a))),
         Command::Blocks(a) => runtime().and_then(|rt| rt.block_on(shield::blocks(a))),
         Command::Uninstall(a) => shield::uninstall(a),
+        Command::Alerts(a) => runtime().and_then(|rt| rt.block_on(observe::alerts(a))),
         Command::Lab { cmd } => fathom_lab::run(cmd),
     };
     match result {

@@ -64,7 +64,7 @@ pub struct ObserveArgs {
     /// Flow events to show: start, update, end.
     #[arg(long, value_parser = parse_event)]
     event: Vec<FlowEvent>,
-    /// Record types: flow, l7.
+    /// Record types: flow, l7, drop, alert.
     #[arg(long = "type")]
     types: Vec<String>,
     #[arg(long, short = 'o', value_enum, default_value = "table")]
@@ -95,6 +95,12 @@ impl ObserveArgs {
             follow: self.follow,
         }
     }
+}
+
+/// `fathom alerts`: observe restricted to alert records.
+pub async fn alerts(mut args: ObserveArgs) -> anyhow::Result<i32> {
+    args.types = vec!["alert".to_string()];
+    run(args).await
 }
 
 pub async fn run(args: ObserveArgs) -> anyhow::Result<i32> {

@@ -1,0 +1,134 @@
+//! Detectors over the pipeline's records: port scans and SYN floods (from flow records), with
+//! an optional automatic response (block the source at the XDP shield for a while). Each
+//! detector is pure state over record times, so tests drive it with synthetic flows and their
+//! own clock; the pipeline feeds every record it emits and emits the alerts that come back.
+
+pub mod portscan;
+pub mod synflood;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use fathom_model::{Alert, Record};
+use serde::Deserialize;
+
+/// `detect:` in the agent config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    pub enabled: bool,
+    /// Sliding window the thresholds count over.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Distinct destination ports one source touches on one host within the window.
+    pub scan_ports: usize,
+    /// Distinct hosts one source touches on one port within the window.
+    pub scan_hosts: usize,
+    /// New TCP connection attempts (SYNs) per second to one destination, averaged over the
+    /// window, AND this many of them still half-open: a flood. Both must hold, so a busy but
+    /// healthy service (handshakes complete) never trips it.
+    pub syn_flood_rate: f64,
+    pub syn_flood_half_open: usize,
+    /// After an alert, the same (kind, key) stays quiet this long.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// Automatic response: block a scanning/flooding source at the shield for this long.
+    #[serde(with = "humantime_serde::option")]
+    pub auto_block: Option<Duration>,
+    /// Upper bound on tracked sources/destinations/flows per detector (memory bound).
+    pub max_tracked: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            enabled: true,
+            window: Duration::from_secs(10),
+            scan_ports: 20,
+            scan_hosts: 20,
+            syn_flood_rate: 100.0,
+            syn_flood_half_open: 200,
+            cooldown: Duration::from_secs(60),
+            auto_block: None,
+            max_tracked: 100_000,
+        }
+    }
+}
+
+impl DetectConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.window.is_zero() {
+            return Err("detect.window must be above 0".into());
+        }
+        if self.scan_ports < 2 || self.scan_hosts < 2 {
+            return Err("detect.scan_ports and detect.scan_hosts must be at least 2".into());
+        }
+        if !self.syn_flood_rate.is_finite()
+            || self.syn_flood_rate <= 0.0
+            || self.syn_flood_half_open == 0
+        {
+            return Err(
+                "detect.syn_flood_rate and detect.syn_flood_half_open must be above 0".into(),
+            );
+        }
+        if self.max_tracked < 100 {
+            return Err("detect.max_tracked must be at least 100".into());
+        }
+        Ok(())
+    }
+}
+
+/// Called with (source, seconds, reason) for the automatic response; returns what was done.
+pub type Responder = Box<dyn Fn(IpAddr, u64, &str) -> Result<String, String> + Send>;
+
+pub struct Detectors {
+    cfg: DetectConfig,
+    scans: portscan::PortScanDetector,
+    floods: synflood::SynFloodDetector,
+    responder: Option<Responder>,
+    node: String,
+}
+
+impl Detectors {
+    pub fn new(cfg: DetectConfig, node: String, responder: Option<Responder>) -> Self {
+        Detectors {
+            scans: portscan::PortScanDetector::new(&cfg),
+            floods: synflood::SynFloodDetector::new(&cfg),
+            cfg,
+            responder,
+            node,
+        }
+    }
+
+    /// Feed one record; returns the alerts it completes (already carrying any response).
+    pub fn observe(&mut self, r: &Record) -> Vec<Alert> {
+        let Record::Flow(f) = r else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        self.scans.observe(f, &self.node, &mut out);
+        self.floods.observe(f, &self.node, &mut out);
+        if let (Some(d), Some(respond)) = (self.cfg.auto_block, &self.responder) {
+            for a in out.iter_mut() {
+                // Floods are blocked by source only when one source dominates: the detector
+                // sets `details.block` to the address it blames.
+                let Some(ip) = a
+                    .details
+                    .get("block")
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                else {
+                    continue;
+                };
+                let secs = d.as_secs().max(1);
+                a.action = Some(match respond(ip, secs, &a.summary) {
+                    Ok(done) => done,
+                    Err(e) => format!("automatic block of {ip} failed: {e}"),
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
