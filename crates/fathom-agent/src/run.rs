@@ -122,15 +122,21 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    let detect = cfg.detect.enabled.then(|| {
+    let detect = if cfg.detect.enabled {
         let responder = shield.clone().map(|sh| -> crate::detect::Responder {
             Box::new(move |ip, secs, why| {
                 sh.auto_block(ip, secs, why)
                     .map(|v| format!("blocked {} for {secs}s at the shield", v.cidr))
             })
         });
-        crate::detect::Detectors::new(cfg.detect.clone(), node.clone(), responder)
-    });
+        Some(crate::detect::Detectors::from_config(
+            cfg.detect.clone(),
+            node.clone(),
+            responder,
+        )?)
+    } else {
+        None
+    };
     let io = PipelineIo {
         events: rx,
         flow_table: kt.flow_table,

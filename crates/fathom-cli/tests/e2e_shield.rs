@@ -190,3 +190,53 @@ fn block_stops_a_pod_at_once_survives_restart_and_unblock_restores() {
     assert!(out.status.success());
     assert!(!pin_root.exists(), "uninstall removes the pins");
 }
+
+#[test]
+fn bad_shield_config_and_rule_files_stop_the_agent_before_anything_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let pin_root = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/fathom-test-{}",
+        fathom_lab::unique_name("badcfg")
+    ));
+    let _pins = Pins(pin_root.clone());
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - id: ok\n    match: {http_path: /etc/passwd}\n  - id: broken\n    match:\n      tls_sni: \"[unclosed\"\n",
+    )
+    .unwrap();
+    for (cfg, want) in [
+        (
+            format!(
+                "shield:\n  enabled: true\n  allowlist: [10.0.0.0/8, 10.1.2.3/16]\n  pin_root: {}\n",
+                pin_root.display()
+            ),
+            "shield.allowlist[1]: CIDR 10.1.2.3/16 has host bits set",
+        ),
+        (
+            format!(
+                "shield:\n  enabled: true\n  syn_per_sec: 10\n  pin_root: {}\n",
+                pin_root.display()
+            ),
+            "needs a burst",
+        ),
+        (
+            format!("detect:\n  signatures: {}\n", rules.display()),
+            "line 6: rule broken: tls_sni: invalid regex",
+        ),
+    ] {
+        let path = dir.path().join("fathom.yaml");
+        std::fs::write(&path, cfg).unwrap();
+        let out = Command::new(fathom())
+            .args(["agent", "--web-address", "off", "-c"])
+            .arg(&path)
+            .arg("--socket")
+            .arg(dir.path().join("s.sock"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted: {err}");
+        assert!(err.contains(want), "want {want:?} in: {err}");
+        assert!(!pin_root.exists(), "nothing pinned for a refused config");
+    }
+}

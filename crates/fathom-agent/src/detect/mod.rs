@@ -4,6 +4,7 @@
 //! own clock; the pipeline feeds every record it emits and emits the alerts that come back.
 
 pub mod portscan;
+pub mod signatures;
 pub mod synflood;
 
 use std::net::IpAddr;
@@ -37,6 +38,8 @@ pub struct DetectConfig {
     pub auto_block: Option<Duration>,
     /// Upper bound on tracked sources/destinations/flows per detector (memory bound).
     pub max_tracked: usize,
+    /// Signature rule file (YAML, see docs/shield.md); rejected as a whole when any rule is bad.
+    pub signatures: Option<std::path::PathBuf>,
 }
 
 impl Default for DetectConfig {
@@ -51,6 +54,7 @@ impl Default for DetectConfig {
             cooldown: Duration::from_secs(60),
             auto_block: None,
             max_tracked: 100_000,
+            signatures: None,
         }
     }
 }
@@ -74,6 +78,9 @@ impl DetectConfig {
         if self.max_tracked < 100 {
             return Err("detect.max_tracked must be at least 100".into());
         }
+        if let Some(p) = &self.signatures {
+            signatures::load_rules(p).map_err(|e| format!("detect.signatures: {e}"))?;
+        }
         Ok(())
     }
 }
@@ -85,15 +92,39 @@ pub struct Detectors {
     cfg: DetectConfig,
     scans: portscan::PortScanDetector,
     floods: synflood::SynFloodDetector,
+    signatures: signatures::SignatureEngine,
     responder: Option<Responder>,
     node: String,
 }
 
 impl Detectors {
     pub fn new(cfg: DetectConfig, node: String, responder: Option<Responder>) -> Self {
+        Self::with_rules(cfg, node, responder, Vec::new())
+    }
+
+    /// Load the configured signature file (all or nothing) and build the detectors.
+    pub fn from_config(
+        cfg: DetectConfig,
+        node: String,
+        responder: Option<Responder>,
+    ) -> Result<Self, signatures::RuleError> {
+        let rules = match &cfg.signatures {
+            Some(p) => signatures::load_rules(p)?,
+            None => Vec::new(),
+        };
+        Ok(Self::with_rules(cfg, node, responder, rules))
+    }
+
+    pub fn with_rules(
+        cfg: DetectConfig,
+        node: String,
+        responder: Option<Responder>,
+        rules: Vec<signatures::Rule>,
+    ) -> Self {
         Detectors {
             scans: portscan::PortScanDetector::new(&cfg),
             floods: synflood::SynFloodDetector::new(&cfg),
+            signatures: signatures::SignatureEngine::new(rules, cfg.max_tracked),
             cfg,
             responder,
             node,
@@ -102,12 +133,12 @@ impl Detectors {
 
     /// Feed one record; returns the alerts it completes (already carrying any response).
     pub fn observe(&mut self, r: &Record) -> Vec<Alert> {
-        let Record::Flow(f) = r else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        self.scans.observe(f, &self.node, &mut out);
-        self.floods.observe(f, &self.node, &mut out);
+        self.signatures.observe(r, &self.node, &mut out);
+        if let Record::Flow(f) = r {
+            self.scans.observe(f, &self.node, &mut out);
+            self.floods.observe(f, &self.node, &mut out);
+        }
         if let (Some(d), Some(respond)) = (self.cfg.auto_block, &self.responder) {
             for a in out.iter_mut() {
                 // Floods are blocked by source only when one source dominates: the detector
@@ -132,3 +163,6 @@ impl Detectors {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod signature_tests;
