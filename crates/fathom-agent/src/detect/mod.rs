@@ -3,6 +3,7 @@
 //! detector is pure state over record times, so tests drive it with synthetic flows and their
 //! own clock; the pipeline feeds every record it emits and emits the alerts that come back.
 
+pub mod anomaly;
 pub mod portscan;
 pub mod signatures;
 pub mod synflood;
@@ -40,6 +41,8 @@ pub struct DetectConfig {
     pub max_tracked: usize,
     /// Signature rule file (YAML, see docs/shield.md); rejected as a whole when any rule is bad.
     pub signatures: Option<std::path::PathBuf>,
+    /// Baselines per workload pair, new destinations, new listening ports.
+    pub anomaly: anomaly::AnomalyConfig,
 }
 
 impl Default for DetectConfig {
@@ -55,6 +58,7 @@ impl Default for DetectConfig {
             auto_block: None,
             max_tracked: 100_000,
             signatures: None,
+            anomaly: anomaly::AnomalyConfig::default(),
         }
     }
 }
@@ -78,6 +82,7 @@ impl DetectConfig {
         if self.max_tracked < 100 {
             return Err("detect.max_tracked must be at least 100".into());
         }
+        self.anomaly.validate()?;
         if let Some(p) = &self.signatures {
             signatures::load_rules(p).map_err(|e| format!("detect.signatures: {e}"))?;
         }
@@ -93,6 +98,7 @@ pub struct Detectors {
     scans: portscan::PortScanDetector,
     floods: synflood::SynFloodDetector,
     signatures: signatures::SignatureEngine,
+    anomalies: Option<anomaly::AnomalyDetector>,
     responder: Option<Responder>,
     node: String,
 }
@@ -125,6 +131,10 @@ impl Detectors {
             scans: portscan::PortScanDetector::new(&cfg),
             floods: synflood::SynFloodDetector::new(&cfg),
             signatures: signatures::SignatureEngine::new(rules, cfg.max_tracked),
+            anomalies: cfg
+                .anomaly
+                .enabled
+                .then(|| anomaly::AnomalyDetector::new(cfg.anomaly.clone())),
             cfg,
             responder,
             node,
@@ -138,6 +148,9 @@ impl Detectors {
         if let Record::Flow(f) = r {
             self.scans.observe(f, &self.node, &mut out);
             self.floods.observe(f, &self.node, &mut out);
+            if let Some(an) = &mut self.anomalies {
+                an.observe(f, &self.node, &mut out);
+            }
         }
         if let (Some(d), Some(respond)) = (self.cfg.auto_block, &self.responder) {
             for a in out.iter_mut() {
@@ -166,3 +179,6 @@ mod tests;
 
 #[cfg(test)]
 mod signature_tests;
+
+#[cfg(test)]
+mod anomaly_tests;
