@@ -117,7 +117,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
             hub.publish(r);
         });
         let s = crate::shield::ShieldService::start(&cfg.shield, node.clone(), emit)?;
-        s.spawn_upkeep(Arc::clone(&shared), Arc::clone(&stop));
+        let flood = cfg.detect.enabled.then(|| cfg.detect.clone());
+        s.spawn_upkeep(Arc::clone(&shared), Arc::clone(&stop), flood);
         Some(s)
     } else {
         None

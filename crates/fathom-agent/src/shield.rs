@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fathom_bpf::shield::{
-    boot_time_ns, parse_cidr, BlockEntry, RateLimits, Shield, ShieldCounters, ShieldInterface,
-    ShieldMode, ShieldSettings, DEFAULT_PIN_ROOT, ORIGIN_DETECTOR, ORIGIN_OPERATOR,
+    boot_time_ns, parse_cidr, BlockEntry, RateLimits, Shield, ShieldCounters, ShieldDropEvent,
+    ShieldInterface, ShieldMode, ShieldSettings, DEFAULT_PIN_ROOT, ORIGIN_DETECTOR,
+    ORIGIN_OPERATOR,
 };
 use fathom_model::alert::kind;
 use fathom_model::{Alert, Endpoint, Record, Severity, Timestamp};
@@ -360,13 +361,90 @@ impl ShieldService {
         })
     }
 
-    /// Background upkeep: attach to new interfaces, reap expired blocks, once a second.
-    pub fn spawn_upkeep(self: &Arc<Self>, kernel: Arc<KernelShared>, stop: Arc<AtomicBool>) {
+    /// Background upkeep, four times a second: attach to new interfaces, reap expired blocks,
+    /// and (with `flood`) turn the shield's SYN-rate drop events into SYN-flood alerts.
+    pub fn spawn_upkeep(
+        self: &Arc<Self>,
+        kernel: Arc<KernelShared>,
+        stop: Arc<AtomicBool>,
+        flood: Option<crate::detect::DetectConfig>,
+    ) {
         let me = Arc::clone(self);
         let _ = std::thread::Builder::new()
             .name("fathom-shield".into())
             .spawn(move || {
+                let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+                let sink = std::rc::Rc::clone(&events);
+                // The reader lives on this thread; the maps it reads live as long as `me`.
+                let rb = flood.as_ref().and_then(|_| {
+                    let g = me.inner.lock().ok()?;
+                    g.shield
+                        .ring_buffer(move |e: ShieldDropEvent| {
+                            if e.reason == "syn_rate" {
+                                sink.borrow_mut().push(e);
+                            }
+                        })
+                        .ok()
+                });
+                let mut watch = flood
+                    .as_ref()
+                    .map(crate::detect::shieldflood::ShieldFloodWatch::new);
+                let mut inventory = crate::inventory::Inventory::from_labs();
+                let mut last_inventory = std::time::Instant::now();
+                // Events are a rate-limited sample; the per-reason counter is exact. Each tick's
+                // new SYN-rate drops are spread over that tick's sampled events (or, when the
+                // event budget is spent, over the latest sample).
+                let syn_drops = |me: &ShieldService| {
+                    me.inner.lock().ok().map_or(0, |g| {
+                        g.shield
+                            .counters()
+                            .drop_count(fathom_bpf::abi::shield::ShieldReason::SynRate)
+                    })
+                };
+                let mut last_count = syn_drops(&me);
+                let mut sample: Vec<ShieldDropEvent> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
+                    if let (Some(rb), Some(w)) = (&rb, watch.as_mut()) {
+                        let _ = rb.consume();
+                        let batch: Vec<ShieldDropEvent> = events.borrow_mut().drain(..).collect();
+                        let count = syn_drops(&me);
+                        let new = count.saturating_sub(last_count);
+                        last_count = count;
+                        if !batch.is_empty() {
+                            sample = batch;
+                        }
+                        // In monitor mode the flood reaches the flow sensor, whose detector
+                        // reports it with half-open evidence: no second alert from here.
+                        let enforcing = me
+                            .inner
+                            .lock()
+                            .is_ok_and(|g| g.shield.settings().mode == ShieldMode::Enforce);
+                        if enforcing && new > 0 && !sample.is_empty() {
+                            if last_inventory.elapsed() > Duration::from_secs(1) {
+                                inventory = crate::inventory::Inventory::from_labs();
+                                last_inventory = std::time::Instant::now();
+                            }
+                            let name = |ip: IpAddr, port: u16| inventory.endpoint(ip, port);
+                            let n = sample.len() as u64;
+                            let now = boot_time_ns();
+                            for (i, e) in sample.iter().enumerate() {
+                                let weight = new / n + u64::from((i as u64) < new % n);
+                                if weight == 0 {
+                                    continue;
+                                }
+                                let d = crate::detect::shieldflood::SynDrop {
+                                    ts_ns: now,
+                                    weight,
+                                    src: e.src,
+                                    dst: e.dst,
+                                    dport: e.dport,
+                                };
+                                if let Some(a) = w.observe(&d, &me.node, &name) {
+                                    (me.emit)(Record::Alert(a));
+                                }
+                            }
+                        }
+                    }
                     let watched: Vec<(u32, String)> = kernel
                         .status
                         .lock()

@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod portscan;
+pub mod shieldflood;
 pub mod signatures;
 pub mod synflood;
 
