@@ -121,6 +121,22 @@ fn block_stops_a_pod_at_once_survives_restart_and_unblock_restores() {
         "block applied (CLI round trip incl. map update) in {:.1} ms",
         applied.as_secs_f64() * 1e3
     );
+    let table =
+        String::from_utf8_lossy(&fathom_cmd(&["status"], &agent.socket).stdout).into_owned();
+    assert!(
+        table.contains("SHIELD") && table.contains("mode enforce, 1 blocked CIDRs"),
+        "{table}"
+    );
+    assert!(
+        table.contains("xdp native") || table.contains("xdp generic"),
+        "{table}"
+    );
+    let blocks_table =
+        String::from_utf8_lossy(&fathom_cmd(&["blocks"], &agent.socket).stdout).into_owned();
+    assert!(
+        blocks_table.contains(&format!("{}/32", a.ipv4)) && blocks_table.contains("e2e test"),
+        "{blocks_table}"
+    );
     let st = agent.status();
     let dropped = st["shield"]["counters"]["drops"]["blocklist"]
         .as_u64()
