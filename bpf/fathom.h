@@ -196,5 +196,6 @@ struct fathom_drop_limit {
 };
 
 #include "policy.h"
+#include "shield.h"
 
 #endif /* FATHOM_H */

@@ -5,7 +5,7 @@ use libbpf_cargo::SkeletonBuilder;
 use std::env;
 use std::path::PathBuf;
 
-const PROGRAMS: &[&str] = &["flow", "sock", "proc", "drop", "probe", "policy"];
+const PROGRAMS: &[&str] = &["flow", "sock", "proc", "drop", "probe", "policy", "shield"];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -41,7 +41,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
         println!("cargo:rerun-if-changed={}", src.display());
     }
-    for hdr in ["fathom.h", "common.h", "vmlinux.h", "policy.h"] {
+    for hdr in ["fathom.h", "common.h", "vmlinux.h", "policy.h", "shield.h"] {
         println!("cargo:rerun-if-changed={}", bpf_dir.join(hdr).display());
     }
 

@@ -39,11 +39,13 @@ pub struct ApiState {
     pub status: Arc<dyn StatusSource>,
     /// Flow history for what the in-memory ring no longer (or never) held.
     pub store: Option<Arc<fathom_store::StoreReader>>,
+    /// The XDP shield, when enabled: block/unblock only on the unix socket.
+    pub shield: Option<Arc<crate::shield::ShieldService>>,
 }
 
 /// Everything the CLI uses, on the unix socket.
 pub fn router(state: ApiState) -> Router {
-    read_only_router(state)
+    read_only_router(state.clone()).merge(crate::shield_api::router(state))
 }
 
 /// The endpoints that only read: safe to also offer on the web listener.

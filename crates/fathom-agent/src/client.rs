@@ -93,19 +93,19 @@ impl AgentClient {
         Ok(resp)
     }
 
-    /// One JSON request and its JSON answer (the policy routes).
-    pub async fn json(
+    /// GET `path` (or POST `body` to it) and decode the JSON answer.
+    pub async fn json<T: serde::de::DeserializeOwned>(
         &self,
-        post: Option<&serde_json::Value>,
         path: &str,
-    ) -> Result<serde_json::Value, ClientError> {
-        let (method, body) = match post {
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let (method, body) = match body {
             Some(b) => (Method::POST, Some(serde_json::to_vec(b)?)),
             None => (Method::GET, None),
         };
         let resp = self.send(method, path, body).await?;
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(serde_json::from_slice(&body)?)
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok(serde_json::from_slice(&bytes)?)
     }
 
     pub async fn status(&self) -> Result<AgentStatus, ClientError> {

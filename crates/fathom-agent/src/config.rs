@@ -49,6 +49,10 @@ pub struct AgentConfig {
     pub store: fathom_store::StoreConfig,
     /// Network policy enforcement (policy.bpf.c on lab pods; applied policies' state dir).
     pub policy: crate::policy_engine::PolicyAgentConfig,
+    /// The XDP shield (blocklist, rate limits, malformed-packet drops); off unless enabled.
+    pub shield: crate::shield::ShieldConfig,
+    /// Port-scan and SYN-flood detection (alerts), optional automatic blocking.
+    pub detect: crate::detect::DetectConfig,
 }
 
 impl Default for AgentConfig {
@@ -72,6 +76,8 @@ impl Default for AgentConfig {
             store_enabled: true,
             store: fathom_store::StoreConfig::default(),
             policy: crate::policy_engine::PolicyAgentConfig::default(),
+            shield: crate::shield::ShieldConfig::default(),
+            detect: crate::detect::DetectConfig::default(),
         }
     }
 }
@@ -130,6 +136,13 @@ impl AgentConfig {
             self.store
                 .validate()
                 .map_err(|e| ConfigError::Invalid(format!("store: {e}")))?;
+        }
+        self.shield.validate().map_err(ConfigError::Invalid)?;
+        self.detect.validate().map_err(ConfigError::Invalid)?;
+        if self.detect.auto_block.is_some() && !self.shield.enabled {
+            return Err(ConfigError::Invalid(
+                "detect.auto_block needs the shield (shield.enabled: true)".into(),
+            ));
         }
         if self.end_linger > Duration::from_secs(60) {
             return Err(ConfigError::Invalid(

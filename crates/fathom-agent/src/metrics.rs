@@ -243,6 +243,17 @@ impl RecordMetrics {
                     })
                     .inc();
             }
+            // Alerts count under type="alert", the alert kind in the verdict label.
+            Record::Alert(a) => {
+                self.flows
+                    .get_or_create(&FlowLabels {
+                        r#type: "alert".into(),
+                        verdict: a.kind.clone(),
+                        source: context_label(self.ctx, a.source.as_ref()),
+                        destination: context_label(self.ctx, a.destination.as_ref()),
+                    })
+                    .inc();
+            }
             Record::L7(l) => {
                 let src = context_label(self.ctx, Some(&l.source));
                 let dst = context_label(self.ctx, Some(&l.destination));

@@ -67,6 +67,8 @@ pub struct PipelineIo {
     /// Flow history; `try_record` never blocks (a full queue drops and counts).
     pub store: Option<fathom_store::StoreWriter>,
     pub stats: Arc<Mutex<PipelineStats>>,
+    /// Port-scan / SYN-flood detectors; their alerts leave through `emit` like any record.
+    pub detect: Option<crate::detect::Detectors>,
 }
 
 pub fn start(
@@ -82,6 +84,7 @@ pub fn start(
         metrics,
         store,
         stats,
+        detect,
     } = io;
     std::thread::Builder::new()
         .name("fathom-pipeline".into())
@@ -101,6 +104,7 @@ pub fn start(
                 node: cfg.assembly.node.clone(),
                 metrics,
                 store,
+                detect: detect.map(std::cell::RefCell::new),
             };
             p.enrichment.refresh_names();
             let mut next_tick = Instant::now() + cfg.tick;
@@ -188,6 +192,7 @@ struct Pipeline {
     node: String,
     metrics: Option<Arc<RecordMetrics>>,
     store: Option<fathom_store::StoreWriter>,
+    detect: Option<std::cell::RefCell<crate::detect::Detectors>>,
 }
 
 impl Pipeline {
@@ -199,7 +204,14 @@ impl Pipeline {
         if let Some(s) = &self.store {
             s.try_record(r.clone());
         }
+        let alerts = match (&self.detect, &r) {
+            (_, Record::Alert(_)) | (None, _) => Vec::new(),
+            (Some(d), _) => d.borrow_mut().observe(&r),
+        };
         self.hub.publish(r);
+        for a in alerts {
+            self.emit(Record::Alert(a));
+        }
     }
 
     fn count(&mut self, what: &'static str) {

@@ -102,6 +102,42 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         Arc::clone(&hub),
         store_writer.clone(),
     ));
+    // The shield's audit records go to the same sinks as the pipeline's.
+    let shield = if cfg.shield.enabled {
+        let (hub, store, rec) = (
+            Arc::clone(&hub),
+            store_writer.clone(),
+            Arc::clone(&metrics.records),
+        );
+        let emit: crate::shield::Emit = Arc::new(move |r| {
+            rec.observe(&r);
+            if let Some(s) = &store {
+                s.try_record(r.clone());
+            }
+            hub.publish(r);
+        });
+        let s = crate::shield::ShieldService::start(&cfg.shield, node.clone(), emit)?;
+        let flood = cfg.detect.enabled.then(|| cfg.detect.clone());
+        s.spawn_upkeep(Arc::clone(&shared), Arc::clone(&stop), flood);
+        Some(s)
+    } else {
+        None
+    };
+    let detect = if cfg.detect.enabled {
+        let responder = shield.clone().map(|sh| -> crate::detect::Responder {
+            Box::new(move |ip, secs, why| {
+                sh.auto_block(ip, secs, why)
+                    .map(|v| format!("blocked {} for {secs}s at the shield", v.cidr))
+            })
+        });
+        Some(crate::detect::Detectors::from_config(
+            cfg.detect.clone(),
+            node.clone(),
+            responder,
+        )?)
+    } else {
+        None
+    };
     let io = PipelineIo {
         events: rx,
         flow_table: kt.flow_table,
@@ -110,6 +146,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         metrics: Some(Arc::clone(&metrics.records)),
         store: store_writer.clone(),
         stats: Arc::clone(&pstats),
+        detect,
     };
     let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
     let (policy, policy_thread) = start_policy(&cfg, &hub, &metrics, &store_writer, &node, &stop);
@@ -124,11 +161,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         pipeline: pstats,
         hub: Arc::clone(&hub),
         store: store_writer.clone(),
+        shield: shield.clone(),
     };
     let api_state = ApiState {
         hub,
         status: Arc::new(status),
         store: store_reader,
+        shield,
     };
     // Policy routes change what the kernel drops: unix socket (root) only, never the web listener.
     let app = api::router(api_state.clone()).merge(crate::policy_api::router(policy));

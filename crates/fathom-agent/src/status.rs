@@ -32,6 +32,9 @@ pub struct AgentStatus {
     /// Flow history: rows, file size, written/dropped, oldest/newest, lag (null when disabled).
     #[serde(default)]
     pub store: serde_json::Value,
+    /// XDP shield: mode, interfaces with attach mode, counters (null when disabled).
+    #[serde(default)]
+    pub shield: serde_json::Value,
 }
 
 pub trait StatusSource: Send + Sync {
@@ -47,6 +50,7 @@ pub struct LiveStatus {
     pub pipeline: Arc<Mutex<PipelineStats>>,
     pub hub: Arc<Hub>,
     pub store: Option<fathom_store::StoreWriter>,
+    pub shield: Option<Arc<crate::shield::ShieldService>>,
 }
 
 impl StatusSource for LiveStatus {
@@ -81,6 +85,12 @@ impl StatusSource for LiveStatus {
                 .store
                 .as_ref()
                 .map(|w| serde_json::to_value(w.stats()).unwrap_or_default())
+                .unwrap_or_default(),
+            shield: self
+                .shield
+                .as_ref()
+                .and_then(|s| s.status())
+                .map(|s| serde_json::to_value(s).unwrap_or_default())
                 .unwrap_or_default(),
         }
     }

@@ -140,6 +140,7 @@ mod tests {
                 hub,
                 status: Arc::new(NoStatus),
                 store: None,
+                shield: None,
             },
             metrics,
             token.map(String::from),

@@ -62,3 +62,40 @@ const struct fathom_layout_entry fathom_abi_layout[] = {
 	{ "const.FATHOM_IFACE_COUNT_EGRESS", FATHOM_IFACE_COUNT_EGRESS },
 	{ 0, 0 },
 };
+
+
+/* The XDP shield's structs (bpf/shield.h), checked by src/abi/shield.rs. */
+const struct fathom_layout_entry fathom_shield_abi_layout[] = {
+	SZ(fathom_shield_lpm_key)
+	OFF(fathom_shield_lpm_key, prefixlen) OFF(fathom_shield_lpm_key, addr)
+	SZ(fathom_shield_block)
+	OFF(fathom_shield_block, expires_ns) OFF(fathom_shield_block, added_ns)
+	OFF(fathom_shield_block, origin) OFF(fathom_shield_block, pad)
+	SZ(fathom_shield_allow)
+	OFF(fathom_shield_allow, flags) OFF(fathom_shield_allow, pad)
+	SZ(fathom_shield_config)
+	OFF(fathom_shield_config, mode) OFF(fathom_shield_config, events_per_sec)
+	OFF(fathom_shield_config, syn_rate) OFF(fathom_shield_config, syn_burst)
+	OFF(fathom_shield_config, pkt_rate) OFF(fathom_shield_config, pkt_burst)
+	OFF(fathom_shield_config, clock_ns)
+	SZ(fathom_shield_bucket)
+	OFF(fathom_shield_bucket, last_ns) OFF(fathom_shield_bucket, syn_tokens)
+	OFF(fathom_shield_bucket, pkt_tokens)
+	SZ(fathom_shield_event)
+	OFF(fathom_shield_event, type) OFF(fathom_shield_event, reason) OFF(fathom_shield_event, ts_ns)
+	OFF(fathom_shield_event, ifindex) OFF(fathom_shield_event, suppressed) OFF(fathom_shield_event, len)
+	OFF(fathom_shield_event, family) OFF(fathom_shield_event, proto) OFF(fathom_shield_event, tcp_flags)
+	OFF(fathom_shield_event, monitor) OFF(fathom_shield_event, sport) OFF(fathom_shield_event, dport)
+	OFF(fathom_shield_event, pad) OFF(fathom_shield_event, saddr) OFF(fathom_shield_event, daddr)
+	SZ(fathom_shield_event_limit)
+	OFF(fathom_shield_event_limit, window_start_ns) OFF(fathom_shield_event_limit, emitted)
+	OFF(fathom_shield_event_limit, suppressed)
+	{ "enum.FATHOM_SHIELD_R_MAX", FATHOM_SHIELD_R_MAX },
+	{ "enum.FATHOM_SHIELD_P_MAX", FATHOM_SHIELD_P_MAX },
+	{ "enum.FATHOM_SHIELD_S_MAX", FATHOM_SHIELD_S_MAX },
+	{ "enum.FATHOM_SHIELD_R_TCP_XMAS", FATHOM_SHIELD_R_TCP_XMAS },
+	{ "enum.FATHOM_SHIELD_S_BUCKETS_FULL", FATHOM_SHIELD_S_BUCKETS_FULL },
+	{ "const.FATHOM_EV_SHIELD_DROP", FATHOM_EV_SHIELD_DROP },
+	{ "const.FATHOM_SHIELD_MONITOR", FATHOM_SHIELD_MONITOR },
+	{ 0, 0 },
+};

@@ -5,6 +5,8 @@
 
 use std::mem::size_of;
 
+pub mod shield;
+
 pub const COMM_LEN: usize = 16;
 pub const FILENAME_LEN: usize = 256;
 pub const AF_INET: u8 = 2;

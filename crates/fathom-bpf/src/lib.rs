@@ -9,6 +9,7 @@ pub mod flowtable;
 pub mod kernelsyms;
 pub mod policy;
 pub mod sensors;
+pub mod shield;
 pub mod skel;
 pub mod tc;
 

@@ -26,3 +26,6 @@ pub mod probe {
 pub mod policy {
     include!(concat!(env!("OUT_DIR"), "/policy.skel.rs"));
 }
+pub mod shield {
+    include!(concat!(env!("OUT_DIR"), "/shield.skel.rs"));
+}

@@ -5,6 +5,7 @@ mod observe;
 mod output;
 mod policy;
 mod replay;
+mod shield;
 mod status;
 mod timearg;
 mod top;
@@ -50,6 +51,16 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Network policy: apply, delete, list, get, explain.
     Policy(policy::PolicyArgs),
+    /// Drop a CIDR at the XDP shield (through the agent), optionally for a limited time.
+    Block(shield::BlockArgs),
+    /// Remove a CIDR from the shield's blocklist.
+    Unblock(shield::UnblockArgs),
+    /// List the shield's blocklist.
+    Blocks(shield::BlocksArgs),
+    /// Remove Fathom's pinned BPF state (the shield's blocklist and counters).
+    Uninstall(shield::UninstallArgs),
+    /// Alerts: port scans, SYN floods, shield audit (observe --type alert, same flags).
+    Alerts(observe::ObserveArgs),
     /// Network-namespace "pods" on this machine for demos and tests.
     Lab {
         #[command(subcommand)]
@@ -258,6 +269,11 @@ fn main() -> ExitCode {
         Command::Top(args) => top::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Policy(args) => runtime().and_then(|rt| rt.block_on(policy::run(args))),
+        Command::Block(a) => runtime().and_then(|rt| rt.block_on(shield::block(a))),
+        Command::Unblock(a) => runtime().and_then(|rt| rt.block_on(shield::unblock(a))),
+        Command::Blocks(a) => runtime().and_then(|rt| rt.block_on(shield::blocks(a))),
+        Command::Uninstall(a) => shield::uninstall(a),
+        Command::Alerts(a) => runtime().and_then(|rt| rt.block_on(observe::alerts(a))),
         Command::Lab { cmd } => fathom_lab::run(cmd),
     };
     match result {

@@ -64,7 +64,7 @@ pub struct ObserveArgs {
     /// Flow events to show: start, update, end.
     #[arg(long, value_parser = parse_event)]
     event: Vec<FlowEvent>,
-    /// Record types: flow, l7, drop, policy-verdict.
+    /// Record types: flow, l7, drop, policy-verdict, alert.
     #[arg(long = "type")]
     types: Vec<String>,
     /// Policy verdicts to show: DROPPED, AUDIT, FORWARDED (policy-verdict records only).
@@ -102,6 +102,12 @@ impl ObserveArgs {
             follow: self.follow,
         }
     }
+}
+
+/// `fathom alerts`: observe restricted to alert records.
+pub async fn alerts(mut args: ObserveArgs) -> anyhow::Result<i32> {
+    args.types = vec!["alert".to_string()];
+    run(args).await
 }
 
 pub async fn run(args: ObserveArgs) -> anyhow::Result<i32> {

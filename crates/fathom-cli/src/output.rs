@@ -256,6 +256,23 @@ impl<W: Write> Printer<W> {
                         ];
                         writeln!(self.out, "{}", table_row(&row))?;
                     }
+                    Record::Alert(a) => {
+                        let ep = |e: &Option<Endpoint>| {
+                            e.as_ref().map(endpoint).unwrap_or_else(|| "-".into())
+                        };
+                        let row = [
+                            time_of_day(r),
+                            "alert".to_string(),
+                            ep(&a.source),
+                            ep(&a.destination),
+                            a.kind.clone(),
+                            a.severity.to_string(),
+                            String::new(),
+                            String::new(),
+                            a.summary.clone(),
+                        ];
+                        writeln!(self.out, "{}", table_row(&row))?;
+                    }
                 }
             }
         }

@@ -88,29 +88,29 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<i32> {
         PolicyCommand::Apply { files } => {
             let sources = read_sources(files)?;
             client
-                .json(Some(&json!({ "sources": sources })), "/v1/policy")
+                .json::<Value>("/v1/policy", Some(&json!({ "sources": sources })))
                 .await
         }
         PolicyCommand::Delete { name } => {
             client
-                .json(Some(&json!({ "name": name })), "/v1/policy/delete")
+                .json::<Value>("/v1/policy/delete", Some(&json!({ "name": name })))
                 .await
         }
-        PolicyCommand::List => client.json(None, "/v1/policy").await,
+        PolicyCommand::List => client.json::<Value>("/v1/policy", None).await,
         PolicyCommand::Get { name } => {
             client
-                .json(Some(&json!({ "name": name })), "/v1/policy/get")
+                .json::<Value>("/v1/policy/get", Some(&json!({ "name": name })))
                 .await
         }
         PolicyCommand::Explain { from, to, port } => {
             client
-                .json(
-                    Some(&json!({ "from": from, "to": to, "port": port })),
+                .json::<Value>(
                     "/v1/policy/explain",
+                    Some(&json!({ "from": from, "to": to, "port": port })),
                 )
                 .await
         }
-        PolicyCommand::Maps => client.json(None, "/v1/policy/maps").await,
+        PolicyCommand::Maps => client.json::<Value>("/v1/policy/maps", None).await,
     };
     let v = match answer {
         Ok(v) => v,

@@ -126,6 +126,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
         }
     }
 
+    print_shield(&st.shield);
+
     println!("\nFEATURES (kernel {})", s(&st.features["kernel"]));
     for f in st.features["features"].as_array().unwrap_or(&empty) {
         let ok = f["available"].as_bool().unwrap_or(false);
@@ -144,4 +146,51 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
         println!("  warning: {}", s(w));
     }
     Ok(0)
+}
+
+/// The XDP shield: mode, where it is attached and how (native/generic), counters.
+fn print_shield(sh: &Value) {
+    println!("\nSHIELD");
+    if sh.is_null() {
+        println!("  disabled (shield.enabled: false)");
+        return;
+    }
+    let empty = Vec::new();
+    println!(
+        "  mode {}, {} blocked CIDRs, allowlist [{}], pins {}",
+        s(&sh["mode"]),
+        s(&sh["blocks"]),
+        sh["allowlist"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(s)
+            .collect::<Vec<_>>()
+            .join(", "),
+        s(&sh["pin_root"])
+    );
+    for i in sh["interfaces"].as_array().unwrap_or(&empty) {
+        println!(
+            "  {:<16} ifindex {:<6} xdp {}",
+            s(&i["name"]),
+            s(&i["ifindex"]),
+            s(&i["mode"])
+        );
+    }
+    for (title, key) in [("verdicts", "stats"), ("drops by reason", "drops")] {
+        if let Some(m) = sh["counters"][key].as_object() {
+            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
+            println!("  {title}: {}", parts.join(" "));
+        }
+    }
+    if let Some(m) = sh["counters"]["protocols"].as_object() {
+        let parts: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{k}={}pkts/{}B", s(&v[0]), s(&v[1])))
+            .collect();
+        println!("  protocols: {}", parts.join(" "));
+    }
+    for e in sh["errors"].as_array().unwrap_or(&empty) {
+        println!("  error: {}", s(e));
+    }
 }

@@ -234,6 +234,16 @@ impl FlowFilter {
                     && any_or_empty(&self.verdict, |w| *w == v.verdict)
                     && self.comm.is_empty()
             }
+            Record::Alert(a) => {
+                let unknown =
+                    Endpoint::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+                let src = a.source.as_ref().unwrap_or(&unknown);
+                let dst = a.destination.as_ref().unwrap_or(&unknown);
+                self.endpoints_match(src, dst)
+                    && self.protocol.is_empty()
+                    && self.comm.is_empty()
+                    && any_or_empty(&self.reason, |r| r.eq_ignore_ascii_case(&a.kind))
+            }
             Record::L7(l7) => {
                 self.endpoints_match(&l7.source, &l7.destination)
                     && (self.protocol.is_empty()

@@ -1,6 +1,7 @@
 //! The vocabulary every Fathom stage speaks: records produced by the pipeline and the filters
 //! that select them. Everything here is plain data with serde; no kernel, no I/O.
 
+pub mod alert;
 pub mod drop;
 pub mod filter;
 pub mod flow;
@@ -9,6 +10,7 @@ pub mod policy;
 pub mod record;
 pub mod time;
 
+pub use alert::{Alert, Severity};
 pub use drop::DropRecord;
 pub use filter::{FilterError, FlowFilter, PodSelector};
 pub use flow::{

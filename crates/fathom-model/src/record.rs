@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::Alert;
 use crate::drop::DropRecord;
 use crate::flow::Flow;
 use crate::l7::L7Record;
@@ -15,6 +16,7 @@ pub enum Record {
     L7(L7Record),
     Drop(DropRecord),
     PolicyVerdict(PolicyVerdictRecord),
+    Alert(Alert),
 }
 
 impl Record {
@@ -24,6 +26,7 @@ impl Record {
             Record::L7(r) => r.time,
             Record::Drop(d) => d.time,
             Record::PolicyVerdict(v) => v.time,
+            Record::Alert(a) => a.time,
         }
     }
 
@@ -33,6 +36,7 @@ impl Record {
             Record::L7(_) => "l7",
             Record::Drop(_) => "drop",
             Record::PolicyVerdict(_) => "policy-verdict",
+            Record::Alert(_) => "alert",
         }
     }
 }

@@ -75,6 +75,16 @@ pub(crate) fn columns(r: &Record) -> Columns<'_> {
             src_comm: None,
             dst_comm: None,
         },
+        Record::Alert(a) => Columns {
+            time: time_to_sql(a.time),
+            kind: r.type_name(),
+            event: None,
+            protocol: None,
+            src: Some(a.source.as_ref().unwrap_or(&UNKNOWN_ENDPOINT)),
+            dst: Some(a.destination.as_ref().unwrap_or(&UNKNOWN_ENDPOINT)),
+            src_comm: None,
+            dst_comm: None,
+        },
     }
 }
 

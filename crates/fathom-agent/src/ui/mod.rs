@@ -176,6 +176,7 @@ mod tests {
             hub: Hub::new(8),
             status: Arc::new(NoStatus),
             store: None,
+            shield: None,
         })
     }
 

@@ -95,7 +95,7 @@ impl TopModel {
                 *self.drops.entry((pod, d.reason.clone())).or_default() +=
                     1 + u64::from(d.suppressed);
             }
-            Record::L7(_) | Record::PolicyVerdict(_) => {}
+            Record::L7(_) | Record::PolicyVerdict(_) | Record::Alert(_) => {}
         }
     }
 

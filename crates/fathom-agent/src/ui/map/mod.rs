@@ -197,6 +197,7 @@ fn endpoints(r: &Record) -> (Option<&Endpoint>, Option<&Endpoint>) {
         Record::L7(l) => (Some(&l.source), Some(&l.destination)),
         Record::Drop(d) => (d.source.as_ref(), d.destination.as_ref()),
         Record::PolicyVerdict(v) => (Some(&v.source), Some(&v.destination)),
+        Record::Alert(a) => (a.source.as_ref(), a.destination.as_ref()),
     }
 }
 
