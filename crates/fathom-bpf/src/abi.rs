@@ -5,6 +5,8 @@
 
 use std::mem::size_of;
 
+#[cfg(test)]
+mod layout;
 pub mod shield;
 
 pub const COMM_LEN: usize = 16;
@@ -260,40 +262,17 @@ pub fn c_str(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::ffi::CStr;
-    use std::mem::offset_of;
 
-    #[repr(C)]
-    struct LayoutEntry {
-        name: *const std::os::raw::c_char,
-        value: std::os::raw::c_ulong,
-    }
+    use crate::abi::layout::{c_table, layout, LayoutEntry};
+    use std::mem::offset_of;
 
     extern "C" {
         static fathom_abi_layout: [LayoutEntry; 0];
     }
 
     fn c_layout() -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
         // SAFETY: the C table is a static array terminated by a NULL name.
-        unsafe {
-            let mut p = fathom_abi_layout.as_ptr();
-            while !(*p).name.is_null() {
-                let name = CStr::from_ptr((*p).name).to_string_lossy().into_owned();
-                // c_ulong is 32 bits on some targets: widen explicitly.
-                #[allow(clippy::unnecessary_cast)]
-                out.insert(name, (*p).value as u64);
-                p = p.add(1);
-            }
-        }
-        out
-    }
-
-    macro_rules! layout {
-        ($map:ident, $c:literal, $t:ty, [$($f:ident),*]) => {
-            $map.insert($c.to_string(), size_of::<$t>() as u64);
-            $( $map.insert(format!("{}.{}", $c, stringify!($f)), offset_of!($t, $f) as u64); )*
-        };
+        unsafe { c_table(fathom_abi_layout.as_ptr()) }
     }
 
     #[test]
