@@ -195,4 +195,7 @@ struct fathom_drop_limit {
 	__u32 suppressed;
 };
 
+/* Live L7 capture (l7.bpf.c / tls.bpf.c). */
+#include "l7.h"
+
 #endif /* FATHOM_H */

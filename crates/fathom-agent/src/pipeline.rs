@@ -251,6 +251,8 @@ impl Pipeline {
                     }
                 }
             }
+            // Payload events are assembled on the L7 thread (l7live.rs), not here.
+            KernelEvent::L7(_) => self.count("l7_misrouted"),
         }
         for f in out {
             self.emit(Record::Flow(f));

@@ -5,6 +5,9 @@
 
 use std::mem::size_of;
 
+/// Live L7 capture events (bpf/l7.h).
+pub mod l7;
+
 pub const COMM_LEN: usize = 16;
 pub const FILENAME_LEN: usize = 256;
 pub const AF_INET: u8 = 2;

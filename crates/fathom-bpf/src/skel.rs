@@ -23,3 +23,6 @@ pub mod drop {
 pub mod probe {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }
+pub mod l7 {
+    include!(concat!(env!("OUT_DIR"), "/l7.skel.rs"));
+}
