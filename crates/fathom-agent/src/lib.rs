@@ -12,6 +12,7 @@ pub mod hub;
 pub mod interfaces;
 pub mod inventory;
 pub mod kernel;
+pub mod l7live;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;

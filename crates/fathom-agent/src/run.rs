@@ -111,7 +111,30 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         store: store_writer.clone(),
         stats: Arc::clone(&pstats),
     };
+    let l7_enricher = io.enricher.clone();
     let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
+    let l7t = if cfg.l7_enabled {
+        let l7io = crate::l7live::L7Io {
+            hub: Arc::clone(&hub),
+            enricher: l7_enricher,
+            metrics: Some(Arc::clone(&metrics.records)),
+            store: store_writer.clone(),
+            status: Arc::clone(&shared.l7),
+        };
+        let l7cfg = crate::l7live::L7LiveConfig {
+            capture_bytes: cfg.l7_capture_bytes,
+            max_streams: 16_384,
+        };
+        match crate::l7live::start(l7cfg, l7io, Arc::clone(&stop)) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("live L7 capture disabled: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {
@@ -174,7 +197,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_file(&cfg.socket);
-    let k = tokio::task::spawn_blocking(move || (kt.handle.join(), pt.join())).await;
+    let k = tokio::task::spawn_blocking(move || {
+        if let Some(h) = l7t {
+            let _ = h.join();
+        }
+        (kt.handle.join(), pt.join())
+    })
+    .await;
     if let Ok((Err(_), _) | (_, Err(_))) = k {
         tracing::error!("a worker thread panicked during shutdown");
     }

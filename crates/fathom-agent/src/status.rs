@@ -32,6 +32,9 @@ pub struct AgentStatus {
     /// Flow history: rows, file size, written/dropped, oldest/newest, lag (null when disabled).
     #[serde(default)]
     pub store: serde_json::Value,
+    /// Live L7 capture: kernel counters (sent, lost, truncated, muted) and stream statistics.
+    #[serde(default)]
+    pub l7: serde_json::Value,
 }
 
 pub trait StatusSource: Send + Sync {
@@ -81,6 +84,12 @@ impl StatusSource for LiveStatus {
                 .store
                 .as_ref()
                 .map(|w| serde_json::to_value(w.stats()).unwrap_or_default())
+                .unwrap_or_default(),
+            l7: self
+                .kernel
+                .l7
+                .lock()
+                .map(|s| serde_json::to_value(&*s).unwrap_or_default())
                 .unwrap_or_default(),
         }
     }

@@ -1,0 +1,236 @@
+//! Live L7 capture end to end: `fathom agent --l7` (syscall tracepoints, no sidecar), real
+//! clients in pod x/a talking to real servers in pod y/b, records read back through
+//! `fathom observe`. Each record must name the exact request and answer, the client process
+//! (comm and pid) and both pods. Needs root.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+fn l7_agent() -> Agent {
+    Agent::start_with(&["--web-address", "off", "--l7"])
+}
+
+/// L7 records of one protocol (by the detail's key).
+fn l7_of<'a>(recs: &'a [Value], proto: &str) -> Vec<&'a Value> {
+    recs.iter()
+        .filter(|r| r["type"] == "l7" && !r[proto].is_null())
+        .collect()
+}
+
+fn run_in(pod: &fathom_lab::LabPod, prog: &str, args: &[&str]) -> (u32, String) {
+    let child = pod
+        .command(prog)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {prog}: {e}"));
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn assert_pods_and_client(r: &Value, comm: &str, pid: u32) {
+    assert_eq!(str_of(r, &["source", "pod"]), "a", "{r:#}");
+    assert_eq!(str_of(r, &["source", "namespace"]), "x");
+    assert_eq!(str_of(r, &["destination", "pod"]), "b");
+    assert_eq!(str_of(r, &["destination", "namespace"]), "y");
+    assert_eq!(str_of(r, &["process", "comm"]), comm, "{r:#}");
+    assert_eq!(u64_of(r, &["process", "pid"]), pid as u64, "{r:#}");
+}
+
+/// tcpdump for the life of the guard; `stop()` returns the pcap path.
+struct Tcpdump {
+    bg: Option<Bg>,
+    file: std::path::PathBuf,
+}
+
+impl Tcpdump {
+    /// Captures on the host side of `pod`'s veth: everything the pod sends or receives.
+    fn start(pod: &fathom_lab::LabPod, dir: &Path, filter: &str) -> Tcpdump {
+        let file = dir.join("oracle.pcap");
+        let child = Command::new("tcpdump")
+            .args([
+                "-Z",
+                "root",
+                "--immediate-mode",
+                "-i",
+                &pod.host_veth,
+                "-U",
+                "-s",
+                "0",
+                "-w",
+            ])
+            .arg(&file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        // The file header is written once the capture is open; give it a moment more after.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < 24
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Tcpdump {
+            bg: Some(Bg(child)),
+            file,
+        }
+    }
+
+    fn stop(mut self) -> std::path::PathBuf {
+        if let Some(bg) = self.bg.take() {
+            // SIGINT so that tcpdump flushes its file.
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(bg.0.id() as i32, libc::SIGINT) };
+            std::thread::sleep(Duration::from_millis(500));
+            drop(bg);
+        }
+        self.file.clone()
+    }
+}
+
+/// tshark's dissection of a capture: one line per matching packet, the fields tab-separated.
+fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(pcap).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn http1_curl_to_nginx_with_tshark_oracle() {
+    let _s = serial();
+    let lab = lab("l7h");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = nginx(&b, dir.path(), 1000);
+    let dump = Tcpdump::start(&b, dir.path(), "tcp port 80");
+
+    let base = format!("http://{}", b.ipv4);
+    let (pid_ok, code_ok) = run_in(
+        &a,
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/file"),
+        ],
+    );
+    let (pid_404, code_404) = run_in(
+        &a,
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/missing?q=1"),
+        ],
+    );
+    let (pid_post, code_post) = run_in(
+        &a,
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-d",
+            "x=1",
+            &format!("{base}/file"),
+        ],
+    );
+    assert_eq!(
+        (code_ok.as_str(), code_404.as_str(), code_post.as_str()),
+        ("200", "404", "405")
+    );
+    let pcap = dump.stop();
+
+    let recs = agent.wait_for(&["--last", "1000"], "three HTTP records", |r| {
+        l7_of(r, "http").len() >= 3
+    });
+    let http = l7_of(&recs, "http");
+    assert_eq!(
+        http.len(),
+        3,
+        "exactly one record per request (client side only): {http:#?}"
+    );
+    let find = |path: &str, method: &str| {
+        *http
+            .iter()
+            .find(|r| r["http"]["path"] == path && r["http"]["method"] == method)
+            .unwrap_or_else(|| panic!("no {method} {path} in {http:#?}"))
+    };
+    let ok = find("/file", "GET");
+    assert_eq!(ok["http"]["status"], 200);
+    assert_eq!(ok["http"]["response_content_length"], 1000);
+    assert_pods_and_client(ok, "curl", pid_ok);
+    let missing = find("/missing?q=1", "GET");
+    assert_eq!(missing["http"]["status"], 404);
+    assert_pods_and_client(missing, "curl", pid_404);
+    let post = find("/file", "POST");
+    assert_eq!(post["http"]["status"], 405);
+    assert_pods_and_client(post, "curl", pid_post);
+    assert_eq!(u64_of(ok, &["destination", "port"]), 80);
+
+    // Oracle: every request tshark dissects from the wire, Fathom reported.
+    let wire = tshark(
+        &pcap,
+        "http.request",
+        &["http.request.method", "http.request.uri"],
+    );
+    assert_eq!(
+        wire.len(),
+        3,
+        "tshark saw {wire:?} in {} bytes of capture: {:?}",
+        std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0),
+        tshark(&pcap, "frame", &["frame.protocols"])
+    );
+    for line in &wire {
+        let mut f = line.split('\t');
+        let (m, u) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        assert!(
+            http.iter()
+                .any(|r| r["http"]["method"] == m && r["http"]["path"] == u),
+            "tshark saw {m} {u}, Fathom did not: {http:#?}"
+        );
+    }
+
+    let st = agent.status();
+    assert_eq!(
+        u64_of(&st, &["l7", "kernel", "events_lost"]),
+        0,
+        "{:#}",
+        st["l7"]
+    );
+    assert!(
+        u64_of(&st, &["l7", "duplicates"]) >= 3,
+        "server side suppressed: {:#}",
+        st["l7"]
+    );
+}
