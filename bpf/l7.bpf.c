@@ -2,7 +2,7 @@
 /*
  * l7: socket payload of every process, from syscall tracepoints, for the user-space L7 engine.
  *
- * - sys_enter_{read,write,readv,writev,sendto,recvfrom,sendmsg,recvmsg}: is the fd an
+ * - sys_enter_{read,write,readv,writev,sendto,recvfrom,sendmsg,recvmsg,sendmmsg,recvmmsg}: is the fd an
  *   IPv4/IPv6 TCP/UDP socket worth looking at? If so the call's buffer pointers are saved per
  *   thread (the payload is only complete at exit for reads).
  * - sys_exit_*: copy at most `capture_bytes` (default 4 KiB) of what the call really moved,
@@ -77,6 +77,7 @@ struct {
 enum call_kind {
 	CALL_BUF = 1, /* one buffer */
 	CALL_IOV = 2, /* an iovec array */
+	CALL_MMSG = 3, /* sendmmsg/recvmmsg: the first message of the vector */
 };
 
 /* A syscall in flight on a watched socket, keyed by pid_tgid (one per thread). */
@@ -374,6 +375,15 @@ static __always_inline void read_tuple(struct sock *sk, __u8 family, struct fath
 	}
 }
 
+/* The process's name (its main thread's comm): threads rename themselves ("isc-net-0000"). */
+static __always_inline void process_comm(char *comm)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	if (!leader || bpf_probe_read_kernel_str(comm, FATHOM_COMM_LEN, &leader->comm) < 0)
+		bpf_get_current_comm(comm, FATHOM_COMM_LEN);
+}
+
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -384,6 +394,19 @@ static __always_inline int leave(long ret)
 	bpf_map_delete_elem(&l7_calls, &id);
 	if (ret <= 0)
 		return 0;
+	if (a.kind == CALL_MMSG) {
+		/* ret counts messages; the first one's length is msg_len, filled in by the kernel. */
+		struct mmsghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a.buf))
+			return 0;
+		a.buf = (__u64)m.msg_hdr.msg_iov;
+		a.iovcnt = (__u32)m.msg_hdr.msg_iovlen;
+		a.addr = (__u64)m.msg_hdr.msg_name;
+		a.kind = CALL_IOV;
+		ret = m.msg_len;
+		if (ret <= 0)
+			return 0;
+	}
 
 	struct conn_key k = { .tgid = id >> 32, .fd = a.fd };
 	struct conn *c = bpf_map_lookup_elem(&l7_conns, &k);
@@ -450,7 +473,7 @@ static __always_inline int leave(long ret)
 	e->family = c->family;
 	e->l4proto = c->l4proto;
 	e->pad = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	process_comm(e->comm);
 	if (e->flags & FATHOM_L7_F_TRUNCATED)
 		count(FATHOM_L7_CNT_TRUNCATED, 1);
 
@@ -514,6 +537,31 @@ SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int l7_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return enter_msg(ARG(0), ARG(1), FATHOM_L7_INGRESS);
+}
+
+/* Only the first message of a vector is captured (one event per call keeps the program small). */
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int l7_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, 0, CALL_MMSG, FATHOM_L7_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int l7_enter_recvmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter(ARG(0), ARG(1), 0, 0, CALL_MMSG, FATHOM_L7_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int l7_exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
+int l7_exit_recvmmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return leave(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
@@ -645,7 +693,7 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx)
 			e->l4proto = c->l4proto;
 			struct sock *sk = (struct sock *)c->sk;
 			e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-			bpf_get_current_comm(e->comm, sizeof(e->comm));
+			process_comm(e->comm);
 			bpf_ringbuf_submit(e, 0);
 			count(FATHOM_L7_CNT_EVENTS_SENT, 1);
 		} else {

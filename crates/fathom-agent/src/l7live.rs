@@ -68,7 +68,24 @@ pub struct L7Io {
     pub status: Arc<Mutex<L7Status>>,
 }
 
-fn chunk_of(e: &L7Event) -> SocketChunk<'_> {
+/// An unconnected UDP socket only knows its wildcard address; a pod's process has its pod's.
+fn local_address(e: &L7Event, inventory: &Inventory) -> std::net::SocketAddr {
+    if !e.local.ip().is_unspecified() {
+        return e.local;
+    }
+    let pod_ip = inventory.pod_by_cgroup(e.cgroup_id).and_then(|p| {
+        p.ips
+            .iter()
+            .find(|ip| ip.is_ipv4() == e.remote.ip().is_ipv4())
+            .copied()
+    });
+    match pod_ip {
+        Some(ip) => std::net::SocketAddr::new(ip, e.local.port()),
+        None => e.local,
+    }
+}
+
+fn chunk_of<'a>(e: &'a L7Event, inventory: &Inventory) -> SocketChunk<'a> {
     SocketChunk {
         pid: e.pid,
         tid: e.tid,
@@ -81,7 +98,7 @@ fn chunk_of(e: &L7Event) -> SocketChunk<'_> {
         } else {
             Transport::Tcp
         },
-        local: e.local,
+        local: local_address(e, inventory),
         remote: e.remote,
         role: match e.role {
             L7Role::Client => SocketRole::Client,
@@ -181,7 +198,8 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
             let mut next_refresh = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let _ = rb.poll(Duration::from_millis(100));
-                drain(&queue, &mut streams, &mut out, &mut events);
+                drain(&queue, &mut streams, &mut out, &mut events, &p.inventory);
+                streams.flush(boot_ns(), &mut out);
                 for r in out.drain(..) {
                     p.publish(r);
                 }
@@ -194,7 +212,7 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                 }
             }
             let _ = rb.consume();
-            drain(&queue, &mut streams, &mut out, &mut events);
+            drain(&queue, &mut streams, &mut out, &mut events, &p.inventory);
             streams.finish_all(boot_ns(), &mut out);
             for r in out.drain(..) {
                 p.publish(r);
@@ -221,6 +239,7 @@ fn drain(
     streams: &mut SocketStreams,
     out: &mut Vec<L7Record>,
     events: &mut u64,
+    inventory: &Inventory,
 ) {
     loop {
         // One event at a time: the ringbuf callback is not running while we hold it.
@@ -229,7 +248,7 @@ fn drain(
         };
         *events += 1;
         match e.kind {
-            L7EventKind::Data => streams.feed(&chunk_of(&e), out),
+            L7EventKind::Data => streams.feed(&chunk_of(&e, inventory), out),
             L7EventKind::Close => streams.close(e.pid, e.fd, e.cookie, e.ts_ns, out),
         }
     }

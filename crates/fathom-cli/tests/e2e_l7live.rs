@@ -234,3 +234,184 @@ fn http1_curl_to_nginx_with_tshark_oracle() {
         st["l7"]
     );
 }
+
+/// A background server with its temp dir: stopped, then the dir removed, on drop.
+struct Server {
+    _bg: Bg,
+    _dir: tempfile::TempDir,
+}
+
+fn wait_file(p: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !p.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn dnsmasq(b: &fathom_lab::LabPod) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("dnsmasq.pid");
+    let child = b
+        .command("dnsmasq")
+        .args([
+            "-k",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--port=53",
+            "--bind-interfaces",
+            "--user=root",
+            "--address=/web.lab/10.1.2.3",
+            "--address=/web.lab/fd00::3",
+            "--local=/lab/",
+        ])
+        .arg(format!("--listen-address={}", b.ipv4))
+        .arg(format!("--pid-file={}", pid.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (apt-get install dnsmasq-base)");
+    wait_file(&pid);
+    Server {
+        _bg: Bg(child),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn dns_dig_to_dnsmasq_a_aaaa_nxdomain() {
+    let _s = serial();
+    let lab = lab("l7d");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _dns = dnsmasq(&b);
+    let dir = tempfile::tempdir().unwrap();
+    let dump = Tcpdump::start(&b, dir.path(), "udp port 53");
+    let server = format!("@{}", b.ipv4);
+    let (pid_a, ans_a) = run_in(&a, "dig", &["+short", "+tries=1", &server, "web.lab", "A"]);
+    let (pid_aaaa, ans_aaaa) = run_in(
+        &a,
+        "dig",
+        &["+short", "+tries=1", &server, "web.lab", "AAAA"],
+    );
+    let (pid_nx, _) = run_in(&a, "dig", &["+tries=1", &server, "nope.lab", "A"]);
+    assert_eq!(ans_a.trim(), "10.1.2.3");
+    assert_eq!(ans_aaaa.trim(), "fd00::3");
+    let pcap = dump.stop();
+
+    let recs = agent.wait_for(&["--last", "1000"], "three DNS records", |r| {
+        l7_of(r, "dns").len() >= 3
+    });
+    let dns = l7_of(&recs, "dns");
+    assert_eq!(dns.len(), 3, "{dns:#?}");
+    let find = |name: &str, qtype: &str| {
+        *dns.iter()
+            .find(|r| {
+                r["dns"]["qname"].as_str().map(|q| q.trim_end_matches('.')) == Some(name)
+                    && r["dns"]["qtype"] == qtype
+            })
+            .unwrap_or_else(|| panic!("no {qtype} {name} in {dns:#?}"))
+    };
+    let ra = find("web.lab", "A");
+    assert_eq!(ra["dns"]["rcode"], "NOERROR");
+    assert_eq!(ra["dns"]["answers"][0]["data"], "10.1.2.3");
+    assert_pods_and_client(ra, "dig", pid_a);
+    let raaaa = find("web.lab", "AAAA");
+    assert_eq!(raaaa["dns"]["rcode"], "NOERROR");
+    assert_eq!(raaaa["dns"]["answers"][0]["data"], "fd00::3");
+    assert_pods_and_client(raaaa, "dig", pid_aaaa);
+    let rnx = find("nope.lab", "A");
+    assert_eq!(rnx["dns"]["rcode"], "NXDOMAIN");
+    assert_pods_and_client(rnx, "dig", pid_nx);
+    assert_eq!(u64_of(ra, &["destination", "port"]), 53);
+
+    let wire = tshark(
+        &pcap,
+        "dns.flags.response == 0",
+        &["dns.qry.name", "dns.qry.type"],
+    );
+    assert_eq!(wire.len(), 3, "tshark saw {wire:?}");
+    for line in &wire {
+        let name = line.split('\t').next().unwrap_or("");
+        assert!(
+            dns.iter()
+                .any(|r| r["dns"]["qname"].as_str().map(|q| q.trim_end_matches('.')) == Some(name)),
+            "tshark saw a query for {name}, Fathom did not: {dns:#?}"
+        );
+    }
+}
+
+fn redis_server(b: &fathom_lab::LabPod) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let child = b
+        .command("redis-server")
+        .args([
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ])
+        .arg("--bind")
+        .arg(b.ipv4.to_string())
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)");
+    let bg = Bg(child);
+    b.wait_for_tcp_listen(6379, Duration::from_secs(10))
+        .expect("redis listening on :6379");
+    Server { _bg: bg, _dir: dir }
+}
+
+#[test]
+fn redis_cli_to_redis_server() {
+    let _s = serial();
+    let lab = lab("l7r");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _redis = redis_server(&b);
+    let host = b.ipv4.to_string();
+    let (pid_set, set) = run_in(
+        &a,
+        "redis-cli",
+        &["-h", &host, "SET", "fathom:key", "hello"],
+    );
+    let (pid_get, get) = run_in(&a, "redis-cli", &["-h", &host, "GET", "fathom:key"]);
+    let (pid_bad, _) = run_in(&a, "redis-cli", &["-h", &host, "INCR", "fathom:key"]);
+    assert_eq!((set.trim(), get.trim()), ("OK", "hello"));
+
+    let recs = agent.wait_for(&["--last", "1000"], "three Redis records", |r| {
+        l7_of(r, "redis").len() >= 3
+    });
+    let redis = l7_of(&recs, "redis");
+    let find = |cmd: &str| {
+        *redis
+            .iter()
+            .find(|r| r["redis"]["command"] == cmd)
+            .unwrap_or_else(|| panic!("no {cmd} in {redis:#?}"))
+    };
+    let s = find("SET");
+    assert_eq!(s["redis"]["key"], "fathom:key");
+    assert_pods_and_client(s, "redis-cli", pid_set);
+    let g = find("GET");
+    assert_eq!(g["redis"]["key"], "fathom:key");
+    assert_pods_and_client(g, "redis-cli", pid_get);
+    let i = find("INCR");
+    assert!(
+        i["redis"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not an integer")),
+        "{i:#}"
+    );
+    assert_pods_and_client(i, "redis-cli", pid_bad);
+    assert_eq!(u64_of(s, &["destination", "port"]), 6379);
+}

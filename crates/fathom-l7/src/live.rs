@@ -14,7 +14,7 @@
 //! as dead (a few bytes), so it never holds memory or stalls other streams.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use fathom_model::l7::L7Record;
 use fathom_model::ProcessInfo;
@@ -63,14 +63,19 @@ struct StreamKey {
     peer: Option<SocketAddr>,
 }
 
-/// The (client address, server port) of a connection: the same from both ends, even when the
-/// server socket is bound to a wildcard address.
-type Pairing = (SocketAddr, u16);
+/// The (client port, server port) of a connection: the same from both ends. Addresses are
+/// compared apart ([`same_host`]) because an unconnected UDP socket only knows its wildcard.
+type Pairing = (u16, u16);
+
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a == b || a.is_unspecified() || b.is_unspecified()
+}
 
 struct Live {
     conn: Connection,
     client_side: bool,
     pairing: Pairing,
+    client_ip: IpAddr,
     process: ProcessInfo,
     last_ts: u64,
 }
@@ -113,11 +118,25 @@ impl Default for LiveOptions {
     }
 }
 
+/// How long a server-side record waits for the client side of its connection to show up
+/// before it is reported as seen from the server only. The client's send may return after the
+/// server has already read and answered (UDP on one node), so its stream can open late.
+pub const SERVER_SIDE_HOLD_NS: u64 = 250_000_000;
+
+struct Held {
+    until_ns: u64,
+    pairing: Pairing,
+    client_ip: IpAddr,
+    record: L7Record,
+}
+
 pub struct SocketStreams {
     opts: LiveOptions,
+    held: std::collections::VecDeque<Held>,
     streams: HashMap<StreamKey, Stream, ahash::RandomState>,
-    /// Connections whose client socket is a live stream here, with how many such streams.
-    client_sides: HashMap<Pairing, u32, ahash::RandomState>,
+    /// Connections whose client socket is a live stream here: the client addresses, one entry
+    /// per such stream.
+    client_sides: HashMap<Pairing, Vec<IpAddr>, ahash::RandomState>,
     stats: LiveStats,
     scratch: Vec<L7Record>,
 }
@@ -138,6 +157,7 @@ impl SocketStreams {
         SocketStreams {
             opts,
             streams: HashMap::default(),
+            held: Default::default(),
             client_sides: HashMap::default(),
             stats: LiveStats::default(),
             scratch: Vec::new(),
@@ -219,12 +239,13 @@ impl SocketStreams {
         }
     }
 
-    /// Everything still open is finished (shutdown).
+    /// Everything still open is finished (shutdown), held records included.
     pub fn finish_all(&mut self, ts_ns: u64, out: &mut Vec<L7Record>) {
         let keys: Vec<StreamKey> = self.streams.keys().copied().collect();
         for k in keys {
             self.finish(&k, ts_ns, out);
         }
+        self.flush(u64::MAX, out);
     }
 
     fn open(&mut self, key: StreamKey, c: &SocketChunk<'_>) {
@@ -234,11 +255,18 @@ impl SocketStreams {
         } else {
             (c.remote, c.local)
         };
-        let pairing = (client, server.port());
+        let pairing = (client.port(), server.port());
         let conn = Connection::new(client, server, c.transport, &self.opts.session)
             .with_tls_plaintext(c.tls);
         if client_side {
-            *self.client_sides.entry(pairing).or_default() += 1;
+            self.client_sides
+                .entry(pairing)
+                .or_default()
+                .push(client.ip());
+            let before = self.held.len();
+            self.held
+                .retain(|h| !(h.pairing == pairing && same_host(h.client_ip, client.ip())));
+            self.stats.duplicates += (before - self.held.len()) as u64;
         }
         self.stats.streams_opened += 1;
         self.streams.insert(
@@ -247,6 +275,7 @@ impl SocketStreams {
                 conn,
                 client_side,
                 pairing,
+                client_ip: client.ip(),
                 process: ProcessInfo {
                     pid: c.pid,
                     tid: Some(c.tid),
@@ -271,17 +300,42 @@ impl SocketStreams {
             produced.clear();
             return;
         };
-        if !s.client_side && self.client_sides.contains_key(&s.pairing) {
+        let client_here = self
+            .client_sides
+            .get(&s.pairing)
+            .is_some_and(|ips| ips.iter().any(|ip| same_host(*ip, s.client_ip)));
+        if !s.client_side && client_here {
             self.stats.duplicates += produced.len() as u64;
             produced.clear();
             return;
         }
-        for mut r in produced.drain(..) {
-            if s.client_side {
-                r.process = Some(s.process.clone());
+        if !s.client_side {
+            let until_ns = s.last_ts.saturating_add(SERVER_SIDE_HOLD_NS);
+            for record in produced.drain(..) {
+                self.held.push_back(Held {
+                    until_ns,
+                    pairing: s.pairing,
+                    client_ip: s.client_ip,
+                    record,
+                });
             }
+            return;
+        }
+        for mut r in produced.drain(..) {
+            r.process = Some(s.process.clone());
             self.stats.records += 1;
             out.push(r);
+        }
+    }
+
+    /// Server-side records whose client side did not show up within the hold time come out.
+    /// Call with the current time (same clock as the chunks) every so often.
+    pub fn flush(&mut self, now_ns: u64, out: &mut Vec<L7Record>) {
+        while self.held.front().is_some_and(|h| h.until_ns <= now_ns) {
+            if let Some(h) = self.held.pop_front() {
+                self.stats.records += 1;
+                out.push(h.record);
+            }
         }
     }
 
@@ -289,9 +343,11 @@ impl SocketStreams {
         if !s.client_side {
             return;
         }
-        if let Some(n) = self.client_sides.get_mut(&s.pairing) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(ips) = self.client_sides.get_mut(&s.pairing) {
+            if let Some(i) = ips.iter().position(|ip| *ip == s.client_ip) {
+                ips.swap_remove(i);
+            }
+            if ips.is_empty() {
                 self.client_sides.remove(&s.pairing);
             }
         }
@@ -429,6 +485,8 @@ mod tests {
             &chunk(20, 7, s, c, SocketRole::Server, true, 3, RESP),
             &mut out,
         );
+        assert!(out.is_empty(), "held for the client side to show up");
+        t.flush(3 + SERVER_SIDE_HOLD_NS, &mut out);
         assert_eq!(out.len(), 1);
         assert!(out[0].process.is_none(), "the client is not on this node");
         assert_eq!(out[0].source.port, 40000);
@@ -463,6 +521,35 @@ mod tests {
         );
         assert_eq!(t.stats().unparseable_bytes, 20_000);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_client_side_that_opens_late_still_wins() {
+        let mut t = SocketStreams::new(LiveOptions::default());
+        let mut out = Vec::new();
+        let (c, s) = ("0.0.0.0:40000", "10.0.0.2:53");
+        let (cr, sr) = ("10.0.0.1:40000", "10.0.0.2:53");
+        // The server read and answered before the client's send returned.
+        t.feed(
+            &chunk(20, 7, s, cr, SocketRole::Server, false, 2, REQ),
+            &mut out,
+        );
+        t.feed(
+            &chunk(20, 7, s, cr, SocketRole::Server, true, 3, RESP),
+            &mut out,
+        );
+        t.feed(
+            &chunk(10, 3, c, sr, SocketRole::Client, true, 4, REQ),
+            &mut out,
+        );
+        t.feed(
+            &chunk(10, 3, c, sr, SocketRole::Client, false, 5, RESP),
+            &mut out,
+        );
+        t.flush(u64::MAX, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].process.is_some());
+        assert_eq!(t.stats().duplicates, 1);
     }
 
     #[test]
