@@ -221,6 +221,35 @@ fn http1_curl_to_nginx_with_tshark_oracle() {
         );
     }
 
+    // observe's L7 filters, on the live ring and on the history (--since reads the store).
+    let paths = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = agent
+            .observe(args)
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    str_of(r, &["http", "method"]),
+                    str_of(r, &["http", "path"])
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for window in [&["--last", "1000"][..], &["--since", "5m"][..]] {
+        let with = |extra: &[&str]| paths(&[window, extra].concat());
+        assert_eq!(
+            with(&["--http-status", "4+"]),
+            ["GET /missing?q=1", "POST /file"]
+        );
+        assert_eq!(with(&["--http-status", "200"]), ["GET /file"]);
+        assert_eq!(with(&["--http-method", "post"]), ["POST /file"]);
+        assert_eq!(with(&["--http-path", "^/miss"]), ["GET /missing?q=1"]);
+        assert_eq!(with(&["--protocol", "http", "--type", "l7"]).len(), 3);
+        assert!(with(&["--protocol", "dns"]).is_empty());
+    }
+
     let st = agent.status();
     assert_eq!(
         u64_of(&st, &["l7", "kernel", "events_lost"]),
@@ -326,6 +355,31 @@ fn dns_dig_to_dnsmasq_a_aaaa_nxdomain() {
     assert_eq!(rnx["dns"]["rcode"], "NXDOMAIN");
     assert_pods_and_client(rnx, "dig", pid_nx);
     assert_eq!(u64_of(ra, &["destination", "port"]), 53);
+
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = agent
+            .observe(&[&["--last", "1000"], args].concat())
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    str_of(r, &["dns", "qname"]),
+                    str_of(r, &["dns", "qtype"])
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&["--dns-query", "web.lab"]),
+        ["web.lab A", "web.lab AAAA"]
+    );
+    assert_eq!(
+        names(&["--dns-query", "*.lab", "--protocol", "dns"]).len(),
+        3
+    );
+    assert!(names(&["--dns-query", "other.lab"]).is_empty());
 
     let wire = tshark(
         &pcap,
