@@ -11,7 +11,7 @@ if [ -d /sys/fs/bpf/fathom ] && ! pgrep -x fathom >/dev/null; then
 	echo "bpffs pins left under /sys/fs/bpf/fathom:"; ls -R /sys/fs/bpf/fathom; left=1
 fi
 if command -v bpftool >/dev/null && ! pgrep -f "fathom agent" >/dev/null; then
-	progs=$(bpftool prog show 2>/dev/null | grep -oE "name (flow_ingress|flow_egress|sock_state_\w+|proc_\w+)" | sort -u)
+	progs=$(bpftool prog show 2>/dev/null | grep -oE "name (flow_ingress|flow_egress|sock_state_\w+|proc_\w+|l7_\w+)" | sort -u)
 	if [ -n "$progs" ]; then echo "Fathom programs still loaded:"; echo "$progs"; left=1; fi
 fi
 if [ $left -eq 0 ]; then echo "check-clean: nothing left behind"; fi

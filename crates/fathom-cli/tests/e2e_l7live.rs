@@ -469,3 +469,95 @@ fn redis_cli_to_redis_server() {
     assert_pods_and_client(i, "redis-cli", pid_bad);
     assert_eq!(u64_of(s, &["destination", "port"]), 6379);
 }
+
+/// nginx serving HTTP/2 without TLS (prior knowledge only) on port 8080 in `pod`.
+fn nginx_h2c(pod: &fathom_lab::LabPod) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    std::fs::write(dir.path().join("www/file"), vec![b'z'; 777]).unwrap();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; user root; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{ listen 8080 http2; root {d}/www; }}
+}}
+"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = pod
+        .command("nginx")
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let bg = Bg(child);
+    pod.wait_for_tcp_listen(8080, Duration::from_secs(10))
+        .expect("nginx listening on :8080");
+    Server { _bg: bg, _dir: dir }
+}
+
+#[test]
+fn h2c_curl_prior_knowledge_to_nginx() {
+    let _s = serial();
+    let lab = lab("l7h2");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _nginx = nginx_h2c(&b);
+    let base = format!("http://{}:8080", b.ipv4);
+    let h2 = |url: String| {
+        run_in(
+            &a,
+            "curl",
+            &[
+                "-s",
+                "--http2-prior-knowledge",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+        )
+    };
+    let (pid, ok_code) = h2(format!("{base}/file"));
+    let (pid_nf, nf_code) = h2(format!("{base}/nothing"));
+    assert_eq!((ok_code.as_str(), nf_code.as_str()), ("200", "404"));
+
+    let recs = agent.wait_for(&["--last", "1000"], "two HTTP/2 records", |r| {
+        l7_of(r, "http2").len() >= 2
+    });
+    let h2 = l7_of(&recs, "http2");
+    assert_eq!(h2.len(), 2, "{h2:#?}");
+    let find = |path: &str| {
+        *h2.iter()
+            .find(|r| r["http2"]["path"] == path)
+            .unwrap_or_else(|| panic!("no {path} in {h2:#?}"))
+    };
+    let ok = find("/file");
+    assert_eq!(ok["http2"]["method"], "GET");
+    assert_eq!(ok["http2"]["status"], 200);
+    assert_eq!(ok["http2"]["stream_id"], 1);
+    assert_pods_and_client(ok, "curl", pid);
+    let nf = find("/nothing");
+    assert_eq!(nf["http2"]["status"], 404);
+    assert_eq!(nf["http2"]["stream_id"], 1);
+    assert_pods_and_client(nf, "curl", pid_nf);
+    let only = agent.observe(&[
+        "--last",
+        "1000",
+        "--protocol",
+        "http2",
+        "--http-status",
+        "404",
+    ]);
+    assert_eq!(only.len(), 1);
+}
