@@ -28,11 +28,14 @@ fn run_in(pod: &fathom_lab::LabPod, prog: &str, args: &[&str]) -> (u32, String) 
         .command(prog)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {prog}: {e}"));
     let pid = child.id();
     let out = child.wait_with_output().expect("wait");
+    if !out.stderr.is_empty() {
+        eprintln!("{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     (pid, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -560,4 +563,103 @@ fn h2c_curl_prior_knowledge_to_nginx() {
         "404",
     ]);
     assert_eq!(only.len(), 1);
+}
+
+/// PostgreSQL in `pod`: a throwaway cluster (trust auth) in a temp dir owned by `postgres`.
+fn postgres(pod: &fathom_lab::LabPod) -> Option<Server> {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .find(|p| p.join("postgres").exists())?;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ok = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "chown the cluster dir to postgres");
+    let init = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("initdb"))
+        .args(["-A", "trust", "-U", "postgres", "-D"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("initdb");
+    assert!(init.success(), "initdb failed");
+    // The lab's clients connect over the pod network.
+    let hba = data.join("pg_hba.conf");
+    let mut conf = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    conf.push_str("\nhost all all 0.0.0.0/0 trust\n");
+    std::fs::write(&hba, conf).expect("pg_hba.conf");
+    let child = pod
+        .command("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("postgres"))
+        .arg("-D")
+        .arg(&data)
+        .arg("-k")
+        .arg(dir.path())
+        .args(["-p", "5432", "-c", "fsync=off"])
+        .arg("-h")
+        .arg(pod.ipv4.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postgres");
+    let bg = Bg(child);
+    pod.wait_for_tcp_listen(5432, Duration::from_secs(20))
+        .expect("postgres listening on :5432");
+    Some(Server { _bg: bg, _dir: dir })
+}
+
+#[test]
+fn psql_to_postgresql() {
+    let _s = serial();
+    let lab = lab("l7p");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _pg = postgres(&b).expect("postgresql installed (apt-get install postgresql)");
+    let host = b.ipv4.to_string();
+    let (pid, out) = run_in(
+        &a,
+        "psql",
+        &[
+            "-h",
+            &host,
+            "-U",
+            "postgres",
+            "-At",
+            "-c",
+            "SELECT 40 + 2",
+            "-c",
+            "SELECT nope FROM missing_table",
+        ],
+    );
+    assert_eq!(out.trim(), "42");
+
+    let recs = agent.wait_for(&["--last", "1000"], "PostgreSQL statements", |r| {
+        l7_of(r, "postgres")
+            .iter()
+            .filter(|r| !r["postgres"]["statement"].is_null())
+            .count()
+            >= 2
+    });
+    let pg = l7_of(&recs, "postgres");
+    let find = |stmt: &str| {
+        *pg.iter()
+            .find(|r| r["postgres"]["statement"] == stmt)
+            .unwrap_or_else(|| panic!("no {stmt:?} in {pg:#?}"))
+    };
+    let ok = find("SELECT 40 + 2");
+    assert_eq!(ok["postgres"]["command_tags"][0], "SELECT 1");
+    assert_pods_and_client(ok, "psql", pid);
+    let bad = find("SELECT nope FROM missing_table");
+    assert_eq!(bad["postgres"]["error_code"], "42P01", "{bad:#}");
+    assert_pods_and_client(bad, "psql", pid);
+    assert_eq!(u64_of(ok, &["destination", "port"]), 5432);
 }
