@@ -663,3 +663,83 @@ fn psql_to_postgresql() {
     assert_pods_and_client(bad, "psql", pid);
     assert_eq!(u64_of(ok, &["destination", "port"]), 5432);
 }
+
+/// MariaDB in `pod`: a throwaway datadir, no grant checks (the lab is its own network).
+fn mariadb(pod: &fathom_lab::LabPod) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let init = Command::new("mariadb-install-db")
+        .args([
+            "--no-defaults",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+        ])
+        .arg(format!("--datadir={}", data.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("mariadb-install-db (apt-get install mariadb-server)");
+    assert!(init.success(), "mariadb-install-db failed");
+    let child = pod
+        .command("mariadbd")
+        .args([
+            "--no-defaults",
+            "--user=root",
+            "--skip-grant-tables",
+            "--port=3306",
+        ])
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.path().join("sock").display()))
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg(format!("--bind-address={}", pod.ipv4))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mariadbd");
+    let bg = Bg(child);
+    pod.wait_for_tcp_listen(3306, Duration::from_secs(30))
+        .expect("mariadbd listening on :3306");
+    Server { _bg: bg, _dir: dir }
+}
+
+#[test]
+fn mysql_client_to_mariadb() {
+    let _s = serial();
+    let lab = lab("l7m");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _db = mariadb(&b);
+    let host = b.ipv4.to_string();
+    let mysql = |sql: &str| {
+        run_in(
+            &a,
+            "mysql",
+            &["--no-defaults", "-h", &host, "-u", "root", "-N", "-e", sql],
+        )
+    };
+    let (pid_ok, out) = mysql("SELECT 40 + 2");
+    assert_eq!(out.trim(), "42");
+    let (pid_bad, _) = mysql("SELECT nope FROM mysql.missing_table");
+
+    let recs = agent.wait_for(&["--last", "1000"], "MySQL statements", |r| {
+        l7_of(r, "mysql")
+            .iter()
+            .filter(|r| r["mysql"]["command"] == "COM_QUERY")
+            .count()
+            >= 2
+    });
+    let my = l7_of(&recs, "mysql");
+    let find = |stmt: &str| {
+        *my.iter()
+            .find(|r| r["mysql"]["statement"] == stmt)
+            .unwrap_or_else(|| panic!("no {stmt:?} in {my:#?}"))
+    };
+    let ok = find("SELECT 40 + 2");
+    assert_eq!(ok["mysql"]["rows"], 1, "{ok:#}");
+    assert_pods_and_client(ok, "mysql", pid_ok);
+    let bad = find("SELECT nope FROM mysql.missing_table");
+    assert_eq!(bad["mysql"]["error_code"], 1146, "{bad:#}");
+    assert_pods_and_client(bad, "mysql", pid_bad);
+    assert_eq!(u64_of(ok, &["destination", "port"]), 3306);
+}
