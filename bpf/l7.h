@@ -13,7 +13,7 @@
 /* Default bytes copied per syscall. */
 #define FATHOM_L7_DEFAULT_CAP 4096
 /* iovecs looked at per readv/writev/sendmsg/recvmsg call. */
-#define FATHOM_L7_MAX_IOV 8
+#define FATHOM_L7_MAX_IOV 32
 
 enum fathom_l7_event_type {
 	FATHOM_EV_L7_DATA = 40,  /* payload moved by one syscall on a socket */

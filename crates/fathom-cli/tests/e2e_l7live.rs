@@ -743,3 +743,90 @@ fn mysql_client_to_mariadb() {
     assert_pods_and_client(bad, "mysql", pid_bad);
     assert_eq!(u64_of(ok, &["destination", "port"]), 3306);
 }
+
+const GRPC_SERVER: &str = r#"
+import grpc, sys
+from concurrent import futures
+def say(req, ctx):
+    if req == b"fail":
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "no such greeting")
+    return b"hello " + req
+handler = grpc.method_handlers_generic_handler(
+    "fathom.Greeter", {"Say": grpc.unary_unary_rpc_method_handler(say)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+server.add_insecure_port(sys.argv[1])
+server.start()
+server.wait_for_termination()
+"#;
+
+const GRPC_CLIENT: &str = r#"
+import grpc, sys
+channel = grpc.insecure_channel(sys.argv[1])
+say = channel.unary_unary("/fathom.Greeter/Say")
+print(say(b"world", timeout=10).decode())
+try:
+    say(b"fail", timeout=10)
+except grpc.RpcError as e:
+    print(e.code().name)
+"#;
+
+/// Debian's python3-grpcio lives in the system interpreter's dist-packages.
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+#[test]
+fn grpc_python_client_to_server() {
+    let _s = serial();
+    let lab = lab("l7g");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("server.py"), GRPC_SERVER).unwrap();
+    std::fs::write(dir.path().join("client.py"), GRPC_CLIENT).unwrap();
+    let target = format!("{}:50051", b.ipv4);
+    let server = b
+        .command(SYSTEM_PYTHON)
+        .arg(dir.path().join("server.py"))
+        .arg(&target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 grpc server (apt-get install python3-grpcio)");
+    let _server = Bg(server);
+    b.wait_for_tcp_listen(50051, Duration::from_secs(20))
+        .expect("grpc server listening on :50051");
+    let client = dir.path().join("client.py");
+    let (pid, out) = run_in(
+        &a,
+        SYSTEM_PYTHON,
+        &[client.to_str().unwrap_or_default(), &target],
+    );
+    assert_eq!(out.trim(), "hello world\nNOT_FOUND");
+
+    let recs = agent.wait_for(&["--last", "1000"], "two gRPC calls", |r| {
+        l7_of(r, "grpc").len() >= 2
+    });
+    let calls = l7_of(&recs, "grpc");
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for c in &calls {
+        assert_eq!(c["grpc"]["service"], "fathom.Greeter", "{c:#}");
+        assert_eq!(c["grpc"]["method"], "Say");
+        assert_pods_and_client(c, "python3", pid);
+    }
+    let mut statuses: Vec<u64> = calls
+        .iter()
+        .map(|c| c["grpc"]["grpc_status"].as_u64().unwrap_or(99))
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [0, 5], "OK and NOT_FOUND");
+    let only = agent.observe(&[
+        "--last",
+        "1000",
+        "--protocol",
+        "grpc",
+        "--http-path",
+        "^/fathom.Greeter/Say$",
+    ]);
+    assert_eq!(only.len(), 2);
+}
