@@ -240,6 +240,12 @@ fn http1_curl_to_nginx_with_tshark_oracle() {
         v.sort();
         v
     };
+    // The history is written in batches: wait until it holds the three records.
+    agent.wait_for(
+        &["--since", "5m", "--type", "l7"],
+        "HTTP records in the history",
+        |r| l7_of(r, "http").len() >= 3,
+    );
     for window in [&["--last", "1000"][..], &["--since", "5m"][..]] {
         let with = |extra: &[&str]| paths(&[window, extra].concat());
         assert_eq!(
@@ -253,6 +259,12 @@ fn http1_curl_to_nginx_with_tshark_oracle() {
         assert!(with(&["--protocol", "dns"]).is_empty());
     }
 
+    // The L7 status is refreshed every second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while u64_of(&agent.status(), &["l7", "duplicates"]) < 3 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let st = agent.status();
     assert_eq!(
         u64_of(&st, &["l7", "kernel", "events_lost"]),
