@@ -375,6 +375,45 @@ static __always_inline void read_tuple(struct sock *sk, __u8 family, struct fath
 	}
 }
 
+/*
+ * TCP connections opened by a process on this node, by (client, server) endpoints. When the
+ * server end is accepted on this node too, only the client end is shipped: the same bytes
+ * would otherwise cross the ring twice (user space reports the client end anyway).
+ */
+struct local_conn_key {
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	__u16 client_port;
+	__u16 server_port;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct local_conn_key);
+	__type(value, __u8);
+} l7_local_clients SEC(".maps");
+
+/* Key of a TCP socket's connection; `client_end`: the socket is the client. */
+static __always_inline void local_key(struct conn *c, int client_end, struct local_conn_key *k)
+{
+	struct fathom_l7_event t = {};
+	read_tuple((struct sock *)c->sk, c->family, &t);
+	if (client_end) {
+		__builtin_memcpy(k->client_addr, t.local_addr, 16);
+		__builtin_memcpy(k->server_addr, t.remote_addr, 16);
+		k->client_port = t.local_port;
+		k->server_port = t.remote_port;
+	} else {
+		__builtin_memcpy(k->client_addr, t.remote_addr, 16);
+		__builtin_memcpy(k->server_addr, t.local_addr, 16);
+		k->client_port = t.remote_port;
+		k->server_port = t.local_port;
+	}
+	k->pad = 0;
+}
+
 /* The process's name (its main thread's comm): threads rename themselves ("isc-net-0000"). */
 static __always_inline void process_comm(char *comm)
 {
@@ -434,6 +473,18 @@ static __always_inline int leave(long ret)
 	__u32 want = (__u64)ret < cap ? (__u32)ret : cap;
 	__u32 n = copy_payload(s, &a, want);
 
+	if (c->state == ST_PENDING && c->role == FATHOM_L7_ROLE_SERVER &&
+	    c->l4proto == IPPROTO_TCP) {
+		/* Decided at the first data, not at accept: by then the client's connect() has
+		 * returned and registered it (accept can return first on loopback). */
+		struct local_conn_key lk = {};
+		local_key(c, 0, &lk);
+		if (bpf_map_lookup_elem(&l7_local_clients, &lk)) {
+			c->state = ST_MUTED;
+			count(FATHOM_L7_CNT_PEER_LOCAL, 1);
+			return 0;
+		}
+	}
 	if (c->state == ST_PENDING) {
 		__u8 p = guess(s->data, n, e->local_port, e->remote_port);
 		if (p == 0xff) {
@@ -648,25 +699,37 @@ int l7_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	__s32 fd = *fdp;
 	bpf_map_delete_elem(&l7_connecting, &id);
-	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS) {
 		set_role(fd, FATHOM_L7_ROLE_CLIENT);
+		struct conn_key ck = { .tgid = id >> 32, .fd = fd };
+		struct conn *c = bpf_map_lookup_elem(&l7_conns, &ck);
+		if (c && c->l4proto == IPPROTO_TCP && c->state != ST_NOT_SOCKET) {
+			struct local_conn_key k = {};
+			__u8 one = 1;
+			local_key(c, 1, &k);
+			bpf_map_update_elem(&l7_local_clients, &k, &one, BPF_ANY);
+		}
+	}
+	return 0;
+}
+
+static __always_inline int on_accepted(long fd)
+{
+	if (fd >= 0)
+		set_role(fd, FATHOM_L7_ROLE_SERVER);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int l7_exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
-	if (ctx->ret >= 0)
-		set_role(ctx->ret, FATHOM_L7_ROLE_SERVER);
-	return 0;
+	return on_accepted(ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int l7_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 {
-	if (ctx->ret >= 0)
-		set_role(ctx->ret, FATHOM_L7_ROLE_SERVER);
-	return 0;
+	return on_accepted(ctx->ret);
 }
 
 /* close(): forget the fd (it will be reused); tell user space if the stream was shipped. */
@@ -699,6 +762,11 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx)
 		} else {
 			count(FATHOM_L7_CNT_EVENTS_LOST, 1);
 		}
+	}
+	if (c->role == FATHOM_L7_ROLE_CLIENT && c->l4proto == IPPROTO_TCP) {
+		struct local_conn_key lk = {};
+		local_key(c, 1, &lk);
+		bpf_map_delete_elem(&l7_local_clients, &lk);
 	}
 	bpf_map_delete_elem(&l7_conns, &k);
 	return 0;

@@ -56,6 +56,7 @@ enum fathom_l7_counter {
 	FATHOM_L7_CNT_CALLS_MUTED,    /* syscalls on muted sockets (cost: one lookup each) */
 	FATHOM_L7_CNT_BYTES_SHIPPED,  /* payload bytes put on the ringbuf */
 	FATHOM_L7_CNT_MAP_FULL,       /* state map refused an insert */
+	FATHOM_L7_CNT_PEER_LOCAL,     /* accepted sockets whose client is on this node: not shipped */
 	FATHOM_L7_CNT_MAX,
 };
 

@@ -42,9 +42,10 @@ pub enum L7Counter {
     CallsMuted,
     BytesShipped,
     MapFull,
+    PeerLocal,
 }
 
-pub const L7_COUNTER_MAX: usize = 8;
+pub const L7_COUNTER_MAX: usize = 9;
 
 impl L7Counter {
     pub const ALL: [L7Counter; L7_COUNTER_MAX] = [
@@ -56,6 +57,7 @@ impl L7Counter {
         L7Counter::CallsMuted,
         L7Counter::BytesShipped,
         L7Counter::MapFull,
+        L7Counter::PeerLocal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl L7Counter {
             L7Counter::CallsMuted => "calls_muted",
             L7Counter::BytesShipped => "bytes_shipped",
             L7Counter::MapFull => "map_full",
+            L7Counter::PeerLocal => "peer_local",
         }
     }
 }
