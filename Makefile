@@ -11,9 +11,9 @@ export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
 DEB_PACKAGES := iputils-ping nmap hping3 clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
 	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus tmux chromium chromium-driver \
 	dnsmasq-base redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
-	libdbd-mariadb-perl python3-grpcio nghttp2-client g++
+	libdbd-mariadb-perl python3-grpcio nghttp2-client g++ wrk
 
-.PHONY: all deps build release run test check-clean bench bench-replay bench-shield-flood fuzz vmlinux fmt clippy lint clean
+.PHONY: all deps build release run test check-clean bench bench-l7 bench-replay bench-shield-flood fuzz vmlinux fmt clippy lint clean
 
 all: build
 
@@ -58,6 +58,11 @@ check-clean: build
 
 bench: deps
 	$(CARGO) bench --workspace
+	./scripts/bench-l7.sh
+
+# Live L7 capture overhead in the lab: wrk and iperf3 with capture on vs off (also part of `make bench`).
+bench-l7: deps
+	./scripts/bench-l7.sh
 
 # A legit client's request rate under an hping3 SYN flood in a lab, XDP shield off vs on.
 bench-shield-flood: build

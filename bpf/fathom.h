@@ -197,5 +197,7 @@ struct fathom_drop_limit {
 
 #include "policy.h"
 #include "shield.h"
+/* Live L7 capture (l7.bpf.c / tls.bpf.c). */
+#include "l7.h"
 
 #endif /* FATHOM_H */

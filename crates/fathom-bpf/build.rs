@@ -5,7 +5,9 @@ use libbpf_cargo::SkeletonBuilder;
 use std::env;
 use std::path::PathBuf;
 
-const PROGRAMS: &[&str] = &["flow", "sock", "proc", "drop", "probe", "policy", "shield"];
+const PROGRAMS: &[&str] = &[
+    "flow", "sock", "proc", "drop", "probe", "policy", "shield", "l7",
+];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -41,16 +43,25 @@ fn main() {
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
         println!("cargo:rerun-if-changed={}", src.display());
     }
-    for hdr in ["fathom.h", "common.h", "vmlinux.h", "policy.h", "shield.h"] {
+    for hdr in [
+        "fathom.h",
+        "common.h",
+        "vmlinux.h",
+        "policy.h",
+        "shield.h",
+        "l7.h",
+    ] {
         println!("cargo:rerun-if-changed={}", bpf_dir.join(hdr).display());
     }
 
     cc::Build::new()
         .file(manifest.join("csrc/abi_layout.c"))
         .file(manifest.join("csrc/policy_abi_layout.c"))
+        .file(manifest.join("csrc/abi_l7_layout.c"))
         .include(&bpf_dir)
         .warnings(true)
         .compile("fathom_abi_layout");
     println!("cargo:rerun-if-changed=csrc/abi_layout.c");
     println!("cargo:rerun-if-changed=csrc/policy_abi_layout.c");
+    println!("cargo:rerun-if-changed=csrc/abi_l7_layout.c");
 }

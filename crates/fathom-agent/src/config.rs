@@ -53,6 +53,11 @@ pub struct AgentConfig {
     pub shield: crate::shield::ShieldConfig,
     /// Port-scan and SYN-flood detection (alerts), optional automatic blocking.
     pub detect: crate::detect::DetectConfig,
+    /// Live L7 capture from syscall tracepoints (l7.bpf.c): HTTP, HTTP/2, gRPC, DNS, Redis,
+    /// Kafka, PostgreSQL and MySQL records of every process, without sidecars.
+    pub l7_enabled: bool,
+    /// Payload bytes copied per socket syscall (1..=8192).
+    pub l7_capture_bytes: u32,
 }
 
 impl Default for AgentConfig {
@@ -78,6 +83,8 @@ impl Default for AgentConfig {
             policy: crate::policy_engine::PolicyAgentConfig::default(),
             shield: crate::shield::ShieldConfig::default(),
             detect: crate::detect::DetectConfig::default(),
+            l7_enabled: false,
+            l7_capture_bytes: 4096,
         }
     }
 }
@@ -118,6 +125,12 @@ impl AgentConfig {
             return Err(ConfigError::Invalid(format!(
                 "flow_table_entries {} is below the minimum 1024",
                 self.flow_table_entries
+            )));
+        }
+        if self.l7_capture_bytes == 0 || self.l7_capture_bytes > 8192 {
+            return Err(ConfigError::Invalid(format!(
+                "l7_capture_bytes {} is outside 1..=8192",
+                self.l7_capture_bytes
             )));
         }
         if self.hub_capacity == 0 || self.event_queue == 0 {

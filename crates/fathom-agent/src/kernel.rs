@@ -34,6 +34,8 @@ pub struct KernelShared {
     /// Events dropped because the pipeline's queue was full.
     pub events_dropped: AtomicU64,
     pub attach_errors: Mutex<Vec<String>>,
+    /// Live L7 capture (l7live.rs), when enabled.
+    pub l7: Arc<Mutex<crate::l7live::L7Status>>,
 }
 
 pub struct KernelThread {

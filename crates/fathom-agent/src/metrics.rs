@@ -445,6 +445,32 @@ impl Collector for StateCollector {
             "Events lost on their way to user space, by where",
             lost,
         )?;
+        let l7 = self.kernel.l7.lock().map(|s| s.clone()).unwrap_or_default();
+        if l7.enabled {
+            let mut rows: Vec<(Vec<(&'static str, String)>, u64)> = l7
+                .kernel
+                .iter()
+                .map(|(k, v)| (vec![("counter", format!("kernel_{k}"))], *v))
+                .collect();
+            for (k, v) in [
+                ("records", l7.records),
+                ("events", l7.events),
+                ("decode_errors", l7.decode_errors),
+                ("streams_opened", l7.streams_opened),
+                ("streams_evicted", l7.streams_evicted),
+                ("streams_unparseable", l7.streams_unparseable),
+                ("gap_bytes", l7.gap_bytes),
+                ("duplicates", l7.duplicates),
+            ] {
+                rows.push((vec![("counter", k.to_string())], v));
+            }
+            counter_family(
+                &mut enc,
+                "fathom_l7_capture",
+                "Live L7 capture: kernel events sent/lost/truncated, muted connections, records, streams",
+                rows,
+            )?;
+        }
         counter_family(
             &mut enc,
             "fathom_kernel_drops",

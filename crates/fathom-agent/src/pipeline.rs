@@ -20,10 +20,9 @@ use crate::assembly::{AssemblyConfig, AssemblyStats, Context, FlowAssembler};
 use crate::attribution::Attribution;
 use crate::clock::{boot_ns, BootClock};
 use crate::drops::DropDecoder;
-use crate::hub::Hub;
 use crate::interfaces::host_interfaces;
 use crate::inventory::Inventory;
-use crate::metrics::RecordMetrics;
+use crate::sinks::Sinks;
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -61,14 +60,9 @@ pub struct PipelineStats {
 pub struct PipelineIo {
     pub events: Receiver<KernelEvent>,
     pub flow_table: MapHandle,
-    pub hub: Arc<Hub>,
     pub enricher: Option<Arc<Enricher>>,
-    pub metrics: Option<Arc<RecordMetrics>>,
-    /// Flow history; `try_record` never blocks (a full queue drops and counts).
-    pub store: Option<fathom_store::StoreWriter>,
+    pub sinks: Arc<Sinks>,
     pub stats: Arc<Mutex<PipelineStats>>,
-    /// Port-scan / SYN-flood detectors; their alerts leave through `emit` like any record.
-    pub detect: Option<crate::detect::Detectors>,
 }
 
 pub fn start(
@@ -79,12 +73,9 @@ pub fn start(
     let PipelineIo {
         events: rx,
         flow_table: table,
-        hub,
         enricher,
-        metrics,
-        store,
+        sinks,
         stats,
-        detect,
     } = io;
     std::thread::Builder::new()
         .name("fathom-pipeline".into())
@@ -98,13 +89,10 @@ pub fn start(
                     clock: BootClock::new(),
                     enricher,
                 },
-                hub,
+                sinks,
                 counts: BTreeMap::new(),
                 drops: DropDecoder::load(),
                 node: cfg.assembly.node.clone(),
-                metrics,
-                store,
-                detect: detect.map(std::cell::RefCell::new),
             };
             p.enrichment.refresh_names();
             let mut next_tick = Instant::now() + cfg.tick;
@@ -186,32 +174,16 @@ impl Enrichment {
 struct Pipeline {
     assembler: FlowAssembler,
     enrichment: Enrichment,
-    hub: Arc<Hub>,
+    sinks: Arc<Sinks>,
     counts: BTreeMap<&'static str, u64>,
     drops: DropDecoder,
     node: String,
-    metrics: Option<Arc<RecordMetrics>>,
-    store: Option<fathom_store::StoreWriter>,
-    detect: Option<std::cell::RefCell<crate::detect::Detectors>>,
 }
 
 impl Pipeline {
     /// Every record leaves through here: metrics see exactly what subscribers see.
     fn emit(&self, r: Record) {
-        if let Some(m) = &self.metrics {
-            m.observe(&r);
-        }
-        if let Some(s) = &self.store {
-            s.try_record(r.clone());
-        }
-        let alerts = match (&self.detect, &r) {
-            (_, Record::Alert(_)) | (None, _) => Vec::new(),
-            (Some(d), _) => d.borrow_mut().observe(&r),
-        };
-        self.hub.publish(r);
-        for a in alerts {
-            self.emit(Record::Alert(a));
-        }
+        self.sinks.emit(r);
     }
 
     fn count(&mut self, what: &'static str) {
@@ -263,6 +235,8 @@ impl Pipeline {
                     }
                 }
             }
+            // Payload events are assembled on the L7 thread (l7live.rs), not here.
+            KernelEvent::L7(_) => self.count("l7_misrouted"),
         }
         for f in out {
             self.emit(Record::Flow(f));

@@ -27,9 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::clock::BootClock;
-use crate::hub::Hub;
 use crate::inventory::Inventory;
-use crate::metrics::RecordMetrics;
 
 /// `policy:` in the agent config.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -166,23 +164,15 @@ impl PolicyHandle {
     }
 }
 
-/// Where verdict records go (the pipeline's sinks).
+/// Where verdict records go (the agent's sinks), and the node they are seen on.
 pub struct PolicySinks {
-    pub hub: Arc<Hub>,
-    pub metrics: Option<Arc<RecordMetrics>>,
-    pub store: Option<fathom_store::StoreWriter>,
+    pub sinks: Arc<crate::sinks::Sinks>,
     pub node: String,
 }
 
 impl PolicySinks {
     fn emit(&self, r: Record) {
-        if let Some(m) = &self.metrics {
-            m.observe(&r);
-        }
-        if let Some(s) = &self.store {
-            s.try_record(r.clone());
-        }
-        self.hub.publish(r);
+        self.sinks.emit(r);
     }
 }
 

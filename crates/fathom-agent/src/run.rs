@@ -18,6 +18,7 @@ use crate::hub::Hub;
 use crate::kernel::{self, KernelConfig, KernelShared};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineConfig, PipelineIo, PipelineStats};
+use crate::sinks::Sinks;
 use crate::status::LiveStatus;
 use crate::web;
 
@@ -102,20 +103,15 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         Arc::clone(&hub),
         store_writer.clone(),
     ));
-    // The shield's audit records go to the same sinks as the pipeline's.
+    let sinks = Sinks::new(
+        Arc::clone(&hub),
+        Some(Arc::clone(&metrics.records)),
+        store_writer.clone(),
+    );
+    // The shield's audit records go to the same sinks as everything else.
     let shield = if cfg.shield.enabled {
-        let (hub, store, rec) = (
-            Arc::clone(&hub),
-            store_writer.clone(),
-            Arc::clone(&metrics.records),
-        );
-        let emit: crate::shield::Emit = Arc::new(move |r| {
-            rec.observe(&r);
-            if let Some(s) = &store {
-                s.try_record(r.clone());
-            }
-            hub.publish(r);
-        });
+        let s = Arc::clone(&sinks);
+        let emit: crate::shield::Emit = Arc::new(move |r| s.emit(r));
         let s = crate::shield::ShieldService::start(&cfg.shield, node.clone(), emit)?;
         let flood = cfg.detect.enabled.then(|| cfg.detect.clone());
         s.spawn_upkeep(Arc::clone(&shared), Arc::clone(&stop), flood);
@@ -123,33 +119,49 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     } else {
         None
     };
-    let detect = if cfg.detect.enabled {
+    if cfg.detect.enabled {
         let responder = shield.clone().map(|sh| -> crate::detect::Responder {
             Box::new(move |ip, secs, why| {
                 sh.auto_block(ip, secs, why)
                     .map(|v| format!("blocked {} for {secs}s at the shield", v.cidr))
             })
         });
-        Some(crate::detect::Detectors::from_config(
+        sinks.set_detectors(crate::detect::Detectors::from_config(
             cfg.detect.clone(),
             node.clone(),
             responder,
-        )?)
-    } else {
-        None
-    };
+        )?);
+    }
     let io = PipelineIo {
         events: rx,
         flow_table: kt.flow_table,
-        hub: Arc::clone(&hub),
         enricher,
-        metrics: Some(Arc::clone(&metrics.records)),
-        store: store_writer.clone(),
+        sinks: Arc::clone(&sinks),
         stats: Arc::clone(&pstats),
-        detect,
     };
+    let l7_enricher = io.enricher.clone();
     let pt = pipeline::start(pcfg, io, Arc::clone(&stop))?;
-    let (policy, policy_thread) = start_policy(&cfg, &hub, &metrics, &store_writer, &node, &stop);
+    let (policy, policy_thread) = start_policy(&cfg, &sinks, &node, &stop);
+    let l7t = if cfg.l7_enabled {
+        let l7io = crate::l7live::L7Io {
+            enricher: l7_enricher,
+            sinks: Arc::clone(&sinks),
+            status: Arc::clone(&shared.l7),
+        };
+        let l7cfg = crate::l7live::L7LiveConfig {
+            capture_bytes: cfg.l7_capture_bytes,
+            max_streams: 16_384,
+        };
+        match crate::l7live::start(l7cfg, l7io, Arc::clone(&stop)) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("live L7 capture disabled: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let listener = api::bind(&cfg.socket).await?;
     let status = LiveStatus {
@@ -215,7 +227,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     stop.store(true, Ordering::Relaxed);
     let _ = std::fs::remove_file(&cfg.socket);
-    let k = tokio::task::spawn_blocking(move || (kt.handle.join(), pt.join())).await;
+    let k = tokio::task::spawn_blocking(move || {
+        if let Some(h) = l7t {
+            let _ = h.join();
+        }
+        (kt.handle.join(), pt.join())
+    })
+    .await;
     if let Ok((Err(_), _) | (_, Err(_))) = k {
         tracing::error!("a worker thread panicked during shutdown");
     }
@@ -239,9 +257,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 /// routes answer why not.
 fn start_policy(
     cfg: &AgentConfig,
-    hub: &Arc<Hub>,
-    metrics: &Arc<Metrics>,
-    store: &Option<fathom_store::StoreWriter>,
+    sinks: &Arc<Sinks>,
     node: &str,
     stop: &Arc<AtomicBool>,
 ) -> (
@@ -253,9 +269,7 @@ fn start_policy(
         return (PolicyHandle::disconnected(), None);
     }
     let sinks = PolicySinks {
-        hub: Arc::clone(hub),
-        metrics: Some(Arc::clone(&metrics.records)),
-        store: store.clone(),
+        sinks: Arc::clone(sinks),
         node: node.to_string(),
     };
     match policy_engine::start(cfg.policy.clone(), sinks, Arc::clone(stop)) {

@@ -35,6 +35,9 @@ pub struct AgentStatus {
     /// XDP shield: mode, interfaces with attach mode, counters (null when disabled).
     #[serde(default)]
     pub shield: serde_json::Value,
+    /// Live L7 capture: kernel counters (sent, lost, truncated, muted) and stream statistics.
+    #[serde(default)]
+    pub l7: serde_json::Value,
 }
 
 pub trait StatusSource: Send + Sync {
@@ -91,6 +94,12 @@ impl StatusSource for LiveStatus {
                 .as_ref()
                 .and_then(|s| s.status())
                 .map(|s| serde_json::to_value(s).unwrap_or_default())
+                .unwrap_or_default(),
+            l7: self
+                .kernel
+                .l7
+                .lock()
+                .map(|s| serde_json::to_value(&*s).unwrap_or_default())
                 .unwrap_or_default(),
         }
     }

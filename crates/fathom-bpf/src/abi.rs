@@ -5,6 +5,8 @@
 
 use std::mem::size_of;
 
+/// Live L7 capture events (bpf/l7.h).
+pub mod l7;
 #[cfg(test)]
 mod layout;
 pub mod shield;

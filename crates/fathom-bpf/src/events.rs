@@ -110,6 +110,8 @@ pub enum KernelEvent {
     Sock(SockEvent),
     Proc(ProcEvent),
     Drop(DropEvent),
+    /// Socket payload from the live L7 capture (l7.bpf.c / tls.bpf.c).
+    L7(crate::l7::L7Event),
 }
 
 fn record_type(bytes: &[u8]) -> Option<u32> {
@@ -194,6 +196,7 @@ pub fn decode(bytes: &[u8]) -> Option<KernelEvent> {
                 destination: ip.then(|| SocketAddr::new(ip_from_raw(&e.daddr), e.dport)),
             }))
         }
+        abi::l7::EV_L7_DATA | abi::l7::EV_L7_CLOSE => crate::l7::decode(bytes).map(KernelEvent::L7),
         _ => None,
     }
 }

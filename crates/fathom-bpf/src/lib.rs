@@ -7,6 +7,7 @@ pub mod events;
 pub mod features;
 pub mod flowtable;
 pub mod kernelsyms;
+pub mod l7;
 pub mod policy;
 pub mod sensors;
 pub mod shield;

@@ -157,7 +157,7 @@ fn load_failed(object: &'static str) -> impl FnOnce(libbpf_rs::Error) -> BpfErro
     }
 }
 
-fn take_verifier_log() -> String {
+pub(crate) fn take_verifier_log() -> String {
     VERIFIER_LOG
         .lock()
         .map(|mut l| std::mem::take(&mut *l))

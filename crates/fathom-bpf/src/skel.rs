@@ -29,3 +29,6 @@ pub mod policy {
 pub mod shield {
     include!(concat!(env!("OUT_DIR"), "/shield.skel.rs"));
 }
+pub mod l7 {
+    include!(concat!(env!("OUT_DIR"), "/l7.skel.rs"));
+}

@@ -134,6 +134,13 @@ struct AgentArgs {
     /// Do not load the network policy program.
     #[arg(long)]
     no_policy: bool,
+    /// Live L7 capture of every process's sockets (HTTP, gRPC, DNS, Redis, Kafka, PostgreSQL,
+    /// MySQL) from syscall tracepoints.
+    #[arg(long, env = "FATHOM_L7")]
+    l7: bool,
+    /// Payload bytes copied per socket syscall for L7 capture (default 4096, at most 8192).
+    #[arg(long, env = "FATHOM_L7_CAPTURE_BYTES")]
+    l7_capture_bytes: Option<u32>,
 }
 
 impl AgentArgs {
@@ -194,6 +201,12 @@ impl AgentArgs {
         }
         if self.web_token.is_some() {
             c.web_token = self.web_token;
+        }
+        if self.l7 {
+            c.l7_enabled = true;
+        }
+        if let Some(v) = self.l7_capture_bytes {
+            c.l7_capture_bytes = v;
         }
         if let Some(v) = self.metrics_context {
             c.metrics_context = v;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use fathom_agent::api::ObserveRequest;
 use fathom_agent::client::{AgentClient, StreamItem, DEFAULT_SOCKET};
 use fathom_model::filter::{parse_cidr, parse_protocol, LabelSelector};
+use fathom_model::l7filter::{parse_l7_protocol, L7Filter, PathRegex, StatusMatch};
 use fathom_model::{FlowEvent, FlowFilter, PodSelector, Timestamp};
 
 use crate::output::{Format, Printer};
@@ -17,6 +18,24 @@ fn parse_event(s: &str) -> Result<FlowEvent, String> {
         "end" => Ok(FlowEvent::End),
         _ => Err(format!("bad event {s:?}: expected start, update or end")),
     }
+}
+
+/// `--protocol` takes transport and application protocols alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyProtocol {
+    L4(fathom_model::L4Protocol),
+    L7(fathom_model::l7::L7Protocol),
+}
+
+fn parse_any_protocol(s: &str) -> Result<AnyProtocol, String> {
+    if let Ok(p) = parse_protocol(s) {
+        return Ok(AnyProtocol::L4(p));
+    }
+    parse_l7_protocol(s).map(AnyProtocol::L7).map_err(|_| {
+        format!(
+            "bad protocol {s:?}: expected tcp, udp, icmp, icmpv6, sctp, http, http2, grpc, dns, redis, kafka, postgres, mysql or tls"
+        )
+    })
 }
 
 #[derive(clap::Args)]
@@ -52,9 +71,22 @@ pub struct ObserveArgs {
     /// Either side's port.
     #[arg(long)]
     port: Vec<u16>,
-    /// tcp, udp, icmp, icmpv6, sctp.
-    #[arg(long, value_parser = |s: &str| parse_protocol(s).map_err(|e| e.to_string()))]
-    protocol: Vec<fathom_model::L4Protocol>,
+    /// tcp, udp, icmp, icmpv6, sctp; or an L7 protocol: http, http2, grpc, dns, redis,
+    /// kafka, postgres, mysql, tls (L7 records only).
+    #[arg(long, value_parser = parse_any_protocol)]
+    protocol: Vec<AnyProtocol>,
+    /// HTTP status of L7 records: a code (404) or a class (5+ or 5xx).
+    #[arg(long, value_parser = |s: &str| StatusMatch::parse(s).map_err(|e| e.to_string()))]
+    http_status: Vec<StatusMatch>,
+    /// HTTP method of L7 records (GET, POST, …).
+    #[arg(long)]
+    http_method: Vec<String>,
+    /// Regex over the HTTP request target (path and query) of L7 records.
+    #[arg(long, value_parser = |s: &str| PathRegex::parse(s).map_err(|e| e.to_string()))]
+    http_path: Vec<PathRegex>,
+    /// DNS query name of L7 records (case and trailing dot ignored; *.example.com for below it).
+    #[arg(long)]
+    dns_query: Vec<String>,
     /// Either side's pod has this label (key=value or key); repeat to require several.
     #[arg(long, value_parser = |s: &str| s.parse::<LabelSelector>().map_err(|e| e.to_string()))]
     label: Vec<LabelSelector>,
@@ -88,13 +120,34 @@ impl ObserveArgs {
                 from_ip: self.from_ip.clone(),
                 to_ip: self.to_ip.clone(),
                 port: self.port.clone(),
-                protocol: self.protocol.clone(),
+                protocol: self
+                    .protocol
+                    .iter()
+                    .filter_map(|p| match p {
+                        AnyProtocol::L4(p) => Some(*p),
+                        AnyProtocol::L7(_) => None,
+                    })
+                    .collect(),
                 label: self.label.clone(),
                 comm: self.comm.clone(),
                 r#type: self.types.clone(),
                 event: self.event.clone(),
                 reason: Vec::new(),
                 verdict: self.verdict.clone(),
+                l7: L7Filter {
+                    protocol: self
+                        .protocol
+                        .iter()
+                        .filter_map(|p| match p {
+                            AnyProtocol::L7(p) => Some(*p),
+                            AnyProtocol::L4(_) => None,
+                        })
+                        .collect(),
+                    http_status: self.http_status.clone(),
+                    http_method: self.http_method.clone(),
+                    http_path: self.http_path.clone(),
+                    dns_query: self.dns_query.clone(),
+                },
             },
             last: self.last,
             since: self.since,

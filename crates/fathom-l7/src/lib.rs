@@ -16,6 +16,7 @@ pub mod http1;
 pub mod http2;
 pub mod infer;
 pub mod kafka;
+pub mod live;
 pub mod mysql;
 pub mod parser;
 pub mod postgres;

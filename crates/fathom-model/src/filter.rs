@@ -177,6 +177,9 @@ pub struct FlowFilter {
     /// Policy verdicts (policy-verdict records only; others pass).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdict: Vec<crate::policy::PolicyVerdict>,
+    /// L7 protocol, HTTP status/method/path, DNS query: when any is set, only L7 records match.
+    #[serde(default, skip_serializing_if = "crate::l7filter::L7Filter::is_empty")]
+    pub l7: crate::l7filter::L7Filter,
 }
 
 fn any_or_empty<T>(items: &[T], f: impl Fn(&T) -> bool) -> bool {
@@ -214,6 +217,9 @@ impl FlowFilter {
 
     pub fn matches(&self, r: &Record) -> bool {
         if !any_or_empty(&self.r#type, |t| t == r.type_name()) {
+            return false;
+        }
+        if !self.l7.is_empty() && !matches!(r, Record::L7(l7) if self.l7.matches(l7)) {
             return false;
         }
         match r {

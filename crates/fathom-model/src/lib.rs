@@ -6,6 +6,7 @@ pub mod drop;
 pub mod filter;
 pub mod flow;
 pub mod l7;
+pub mod l7filter;
 pub mod policy;
 pub mod record;
 pub mod time;

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use common::*;
 use fathom_model::filter::{parse_cidr, LabelSelector};
+use fathom_model::l7::L7Protocol;
+use fathom_model::l7filter::L7Filter;
 use fathom_model::{Endpoint, FlowEvent, FlowFilter, L4Protocol, PodSelector, Record, Timestamp};
 use fathom_store::Store;
 use proptest::collection::vec;
@@ -141,6 +143,14 @@ fn filter() -> impl Strategy<Value = FlowFilter> {
         some_of(strings(&["flow", "l7", "drop", "alert"])),
         some_of(EVENTS.to_vec()),
         some_of(strings(&["no_socket", "NETFILTER_DROP", "OTHER"])),
+        (
+            some_of(vec![L7Protocol::Dns, L7Protocol::Http]),
+            some_of(strings(&[
+                "db.data.svc.cluster.local",
+                "*.cluster.local",
+                "other.local",
+            ])),
+        ),
     )
         .prop_map(
             |(
@@ -153,6 +163,7 @@ fn filter() -> impl Strategy<Value = FlowFilter> {
                 r#type,
                 event,
                 reason,
+                (l7_protocol, dns_query),
             )| {
                 FlowFilter {
                     pod,
@@ -169,6 +180,11 @@ fn filter() -> impl Strategy<Value = FlowFilter> {
                     event,
                     reason,
                     verdict: Vec::new(),
+                    l7: L7Filter {
+                        protocol: l7_protocol,
+                        dns_query,
+                        ..Default::default()
+                    },
                 }
             },
         )

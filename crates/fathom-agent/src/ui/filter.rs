@@ -75,7 +75,7 @@ impl FilterForm {
             event: each("event", &self.event, parse_event)?,
             // Drop reasons are upper case in records; the filter compares without case.
             reason: each("reason", &self.reason, plain)?,
-            verdict: Vec::new(),
+            ..Default::default()
         })
     }
 }
