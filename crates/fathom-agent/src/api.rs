@@ -58,7 +58,12 @@ pub fn read_only_router(state: ApiState) -> Router {
 }
 
 async fn status(State(s): State<ApiState>) -> impl IntoResponse {
-    Json(s.status.status())
+    // Blocking: the status waits briefly for fresh map entry counts from the kernel thread.
+    let src = Arc::clone(&s.status);
+    match tokio::task::spawn_blocking(move || src.status()).await {
+        Ok(st) => Json(st).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}\n")).into_response(),
+    }
 }
 
 fn line(v: &impl Serialize) -> Bytes {

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fathom_model::Endpoint;
 
@@ -18,6 +19,10 @@ pub struct PodInfo {
     pub host_ifname: String,
     pub host_ifindex: u32,
 }
+
+/// How stale [`Inventory::current`] may be: well under the consumers' 1 s refresh, so a new
+/// lab is seen within one of their ticks.
+const SHARED_MAX_AGE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default, Clone)]
 pub struct Inventory {
@@ -40,6 +45,24 @@ impl Inventory {
             inv.pods.push(p);
         }
         inv
+    }
+
+    /// The node's inventory, read at most once per `SHARED_MAX_AGE` for the whole agent:
+    /// the kernel, pipeline, live L7 and shield threads all refresh every second, and each
+    /// re-reading every lab's state files would multiply the same work.
+    pub fn current() -> Arc<Inventory> {
+        static SHARED: Mutex<Option<(Instant, Arc<Inventory>)>> = Mutex::new(None);
+        let Ok(mut g) = SHARED.lock() else {
+            return Arc::new(Inventory::from_labs());
+        };
+        match &*g {
+            Some((at, inv)) if at.elapsed() < SHARED_MAX_AGE => Arc::clone(inv),
+            _ => {
+                let inv = Arc::new(Inventory::from_labs());
+                *g = Some((Instant::now(), Arc::clone(&inv)));
+                inv
+            }
+        }
     }
 
     /// Every running lab's pods. A lab whose state cannot be read is skipped with a warning:

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,56 @@ pub struct KernelConfig {
 #[derive(Default)]
 pub struct KernelShared {
     pub status: Mutex<SensorStatus>,
+    /// A reader wants map entry counts refreshed (see [`KernelShared::fresh_status`]).
+    entries_wanted: AtomicBool,
+    /// Bumped, under its lock, each time the kernel thread publishes a status.
+    published: (Mutex<u64>, Condvar),
     pub events_received: AtomicU64,
     /// Events dropped because the pipeline's queue was full.
     pub events_dropped: AtomicU64,
     pub attach_errors: Mutex<Vec<String>>,
     /// Live L7 capture (l7live.rs), when enabled.
     pub l7: Arc<Mutex<crate::l7live::L7Status>>,
+}
+
+impl KernelShared {
+    /// The latest status, without waiting; asks for fresh map entry counts for the next one.
+    pub fn status_snapshot(&self) -> SensorStatus {
+        self.entries_wanted.store(true, Ordering::Relaxed);
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A status with map entry counts taken after this call, waiting at most `within` for the
+    /// kernel thread (it looks every ~100 ms); the last snapshot if it does not answer in time.
+    /// Blocking: call it off the async runtime.
+    pub fn fresh_status(&self, within: Duration) -> SensorStatus {
+        let (lock, cv) = &self.published;
+        if let Ok(g) = lock.lock() {
+            let seen = *g;
+            self.entries_wanted.store(true, Ordering::Relaxed);
+            let _ = cv.wait_timeout_while(g, within, |n| *n == seen);
+        }
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Publish a snapshot; map entry counts not taken this time carry over from the last one.
+    fn publish(&self, mut st: SensorStatus) {
+        if let Ok(mut cur) = self.status.lock() {
+            for m in st.maps.iter_mut().filter(|m| m.entries.is_none()) {
+                m.entries = cur
+                    .maps
+                    .iter()
+                    .find(|o| o.object == m.object && o.name == m.name)
+                    .and_then(|o| o.entries);
+            }
+            *cur = st;
+        }
+        let (lock, cv) = &self.published;
+        if let Ok(mut g) = lock.lock() {
+            *g += 1;
+            cv.notify_all();
+        }
+    }
 }
 
 pub struct KernelThread {
@@ -82,9 +126,7 @@ pub fn start(
                 }
             };
             sync_interfaces(&mut sensors, &cfg, &shared);
-            if let Ok(mut st) = shared.status.lock() {
-                *st = sensors.status();
-            }
+            shared.publish(sensors.status(true));
             let _ = ready_tx.send(Ok(table));
 
             let mut next_sync = Instant::now() + cfg.resync_interval;
@@ -93,13 +135,14 @@ pub fn start(
                     // EINTR from a signal is normal at shutdown; anything else is worth a line.
                     tracing::debug!("ringbuf poll: {e}");
                 }
+                let wanted = shared.entries_wanted.swap(false, Ordering::Relaxed);
                 if Instant::now() >= next_sync {
                     sync_interfaces(&mut sensors, &cfg, &shared);
-                    if let Ok(mut st) = shared.status.lock() {
-                        *st = sensors.status();
-                    }
                     next_sync = Instant::now() + cfg.resync_interval;
+                } else if !wanted {
+                    continue;
                 }
+                shared.publish(sensors.status(wanted));
             }
             // Drain what the kernel already queued, then detach everything (links drop here).
             let _ = rb.consume();
@@ -122,7 +165,7 @@ pub fn start(
 }
 
 fn sync_interfaces(sensors: &mut Sensors, cfg: &KernelConfig, shared: &KernelShared) {
-    let inv = Inventory::from_labs();
+    let inv = Inventory::current();
     let veths: Vec<(String, u32)> = inv
         .pods()
         .iter()

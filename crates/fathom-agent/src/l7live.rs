@@ -112,7 +112,7 @@ fn chunk_of<'a>(e: &'a L7Event, inventory: &Inventory) -> SocketChunk<'a> {
 
 struct Publisher {
     io: L7Io,
-    inventory: Inventory,
+    inventory: Arc<Inventory>,
     clock: BootClock,
 }
 
@@ -180,7 +180,7 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
             let status = Arc::clone(&io.status);
             let mut p = Publisher {
                 io,
-                inventory: Inventory::from_labs(),
+                inventory: Inventory::current(),
                 clock: BootClock::new(),
             };
             let mut events = 0u64;
@@ -194,7 +194,7 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                     p.publish(r);
                 }
                 if Instant::now() >= next_refresh {
-                    p.inventory = Inventory::from_labs();
+                    p.inventory = Inventory::current();
                     if let Ok(mut st) = status.lock() {
                         fill_status(&mut st, &sensor, &streams, events, &bad, &attach);
                     }

@@ -422,12 +422,8 @@ fn gauge_family(
 
 impl Collector for StateCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let st = self
-            .kernel
-            .status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        // Entry counts from the last snapshot (at most one scrape old), refreshed for the next.
+        let st = self.kernel.status_snapshot();
         let p = self.pipeline.lock().map(|p| p.clone()).unwrap_or_default();
         let mut lost: Vec<(Vec<(&'static str, String)>, u64)> = st
             .lost_events

@@ -84,7 +84,7 @@ pub fn start(
                 assembler: FlowAssembler::new(cfg.assembly.clone()),
                 enrichment: Enrichment {
                     attribution: Attribution::new(cfg.attribution_ttl, cfg.attribution_max),
-                    inventory: Inventory::from_labs(),
+                    inventory: Inventory::current(),
                     ifnames: BTreeMap::new(),
                     clock: BootClock::new(),
                     enricher,
@@ -111,7 +111,7 @@ pub fn start(
                 }
                 let now = Instant::now();
                 if now >= next_refresh {
-                    p.enrichment.inventory = Inventory::from_labs();
+                    p.enrichment.inventory = Inventory::current();
                     p.enrichment.refresh_names();
                     p.enrichment.attribution.expire(now);
                     if let Some(e) = &p.enrichment.enricher {
@@ -146,7 +146,7 @@ pub fn start(
 /// at once.
 struct Enrichment {
     attribution: Attribution,
-    inventory: Inventory,
+    inventory: Arc<Inventory>,
     ifnames: BTreeMap<u32, String>,
     clock: BootClock,
     enricher: Option<Arc<Enricher>>,

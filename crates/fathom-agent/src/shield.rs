@@ -389,7 +389,7 @@ impl ShieldService {
                 let mut watch = flood
                     .as_ref()
                     .map(crate::detect::shieldflood::ShieldFloodWatch::new);
-                let mut inventory = crate::inventory::Inventory::from_labs();
+                let mut inventory = crate::inventory::Inventory::current();
                 let mut last_inventory = std::time::Instant::now();
                 // Events are a rate-limited sample; the per-reason counter is exact. Each tick's
                 // new SYN-rate drops are spread over that tick's sampled events (or, when the
@@ -421,7 +421,7 @@ impl ShieldService {
                             .is_ok_and(|g| g.shield.settings().mode == ShieldMode::Enforce);
                         if enforcing && new > 0 && !sample.is_empty() {
                             if last_inventory.elapsed() > Duration::from_secs(1) {
-                                inventory = crate::inventory::Inventory::from_labs();
+                                inventory = crate::inventory::Inventory::current();
                                 last_inventory = std::time::Instant::now();
                             }
                             let name = |ip: IpAddr, port: u16| inventory.endpoint(ip, port);

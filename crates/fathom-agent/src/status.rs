@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fathom_bpf::features::FeatureReport;
 use fathom_bpf::sensors::SensorStatus;
@@ -58,12 +58,7 @@ pub struct LiveStatus {
 
 impl StatusSource for LiveStatus {
     fn status(&self) -> AgentStatus {
-        let kernel: SensorStatus = self
-            .kernel
-            .status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let kernel: SensorStatus = self.kernel.fresh_status(Duration::from_millis(300));
         let pipeline = self.pipeline.lock().map(|p| p.clone()).unwrap_or_default();
         AgentStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),

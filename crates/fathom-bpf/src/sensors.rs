@@ -381,7 +381,9 @@ impl Sensors {
         out
     }
 
-    pub fn status(&self) -> SensorStatus {
+    /// A status snapshot. Counting the entries of hash maps walks every key (one syscall
+    /// each, ~200k a second with full tables), so it is done only when `count_entries`.
+    pub fn status(&self, count_entries: bool) -> SensorStatus {
         let mut st = SensorStatus {
             warnings: self.warnings.clone(),
             decode_errors: self.decode_errors.load(Ordering::Relaxed),
@@ -461,15 +463,15 @@ impl Sensors {
         }
         st.programs = programs;
 
-        collect_maps(&mut st.maps, "flow", self.flow.object());
+        collect_maps(&mut st.maps, "flow", self.flow.object(), count_entries);
         if let Some(s) = &self.sock {
-            collect_maps(&mut st.maps, "sock", s.object());
+            collect_maps(&mut st.maps, "sock", s.object(), count_entries);
         }
         if let Some(p) = &self.proc {
-            collect_maps(&mut st.maps, "proc", p.object());
+            collect_maps(&mut st.maps, "proc", p.object(), count_entries);
         }
         if let Some(d) = &self.drop {
-            collect_maps(&mut st.maps, "drop", d.object());
+            collect_maps(&mut st.maps, "drop", d.object(), count_entries);
         }
         st
     }
@@ -761,19 +763,25 @@ fn collect_programs(out: &mut Vec<ProgramStatus>, object: &'static str, obj: &li
     }
 }
 
-fn collect_maps(out: &mut Vec<MapStatus>, object: &'static str, obj: &libbpf_rs::Object) {
+fn collect_maps(
+    out: &mut Vec<MapStatus>,
+    object: &'static str,
+    obj: &libbpf_rs::Object,
+    count_entries: bool,
+) {
     for m in obj.maps() {
         let name = m.name().to_string_lossy().into_owned();
         if name.ends_with(".bss") || name.ends_with(".data") || name.ends_with(".rodata") {
             continue;
         }
-        let hashlike = matches!(
-            m.map_type(),
-            libbpf_rs::MapType::Hash
-                | libbpf_rs::MapType::LruHash
-                | libbpf_rs::MapType::PercpuHash
-                | libbpf_rs::MapType::LruPercpuHash
-        );
+        let hashlike = count_entries
+            && matches!(
+                m.map_type(),
+                libbpf_rs::MapType::Hash
+                    | libbpf_rs::MapType::LruHash
+                    | libbpf_rs::MapType::PercpuHash
+                    | libbpf_rs::MapType::LruPercpuHash
+            );
         out.push(MapStatus {
             entries: hashlike.then(|| m.keys().count() as u64),
             name,
