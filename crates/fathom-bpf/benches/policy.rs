@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use fathom_bpf::abi::policy::POLICY_LEVEL_EXACT;
 use fathom_bpf::baseline::TcBaseline;
 use fathom_bpf::policy::{PolicyConfig, PolicyDatapath};
 use fathom_policy::{
@@ -39,9 +40,10 @@ fn frame(dport: u16) -> Vec<u8> {
     f
 }
 
-/// `n` policy map entries spread over endpoints of 100 entries each (one peer identity, 100
-/// exact TCP ports), a default-deny root per endpoint, and an ipcache of n/10 + 2 entries.
-/// Endpoint 1 is the one under test; its peer 10.77.0.2 has identity 256.
+/// `n` policy map entries spread over endpoints of 100 entries each: a default-deny wildcard
+/// root, a root for one peer identity (default deny, "exact ports exist") and 98 exact TCP
+/// ports allowed from that peer; and an ipcache of n/10 + 2 entries. Endpoint 1 is the one
+/// under test; its peer 10.77.0.2 has identity 256.
 type PolicyEntries = Vec<([u8; 16], [u8; 8])>;
 type IpcacheEntries = Vec<([u8; 20], [u8; 8])>;
 
@@ -56,9 +58,10 @@ fn synthetic(n: usize) -> (PolicyEntries, IpcacheEntries) {
         k[14..16].copy_from_slice(&port.to_be_bytes());
         k
     };
-    let val = |action: u8, id: u32| {
+    let val = |action: u8, levels: u8, id: u32| {
         let mut v = [0u8; 8];
         v[0] = action;
+        v[1] = levels;
         v[4..8].copy_from_slice(&id.to_ne_bytes());
         v
     };
@@ -67,12 +70,13 @@ fn synthetic(n: usize) -> (PolicyEntries, IpcacheEntries) {
     let mut ep = 0u32;
     while policy.len() < n {
         ep += 1;
-        policy.push((key(72, ep, 0, 0), val(2, 1)));
-        for i in 0..per_ep - 1 {
+        policy.push((key(72, ep, 0, 0), val(2, 0, 1)));
+        policy.push((key(72, ep, 256, 0), val(2, POLICY_LEVEL_EXACT, 1)));
+        for i in 0..per_ep - 2 {
             if policy.len() >= n {
                 break;
             }
-            policy.push((key(96, ep, 256, 1000 + i as u16), val(1, 2)));
+            policy.push((key(96, ep, 256, 1000 + i as u16), val(1, 0, 2)));
         }
     }
     let ipkey = |prefixlen: u32, addr: Ipv4Addr| {
