@@ -149,6 +149,10 @@ struct Builder<'a> {
     set: &'a PolicySet,
     endpoints: &'a Endpoints,
     known: Vec<Known<'a>>,
+    /// Positions in `known` of the pod identities carrying each label: a selector with
+    /// `matchLabels` only needs to look at the identities with its first pair (without it,
+    /// every rule looks at every identity, rules × identities per endpoint).
+    by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
     entries: Vec<PolicyEntry>,
     interned: HashMap<DirectionVerdict, DecisionId>,
     decisions: Vec<DirectionVerdict>,
@@ -243,11 +247,20 @@ pub fn compile(
     let mut b = Builder {
         set,
         endpoints,
+        by_label: HashMap::new(),
         known: known.into_values().collect(),
         entries: Vec::new(),
         interned: HashMap::new(),
         decisions: Vec::new(),
     };
+    for (i, k) in b.known.iter().enumerate() {
+        for (key, value) in k.pod.iter().flat_map(|p| p.labels.iter()) {
+            b.by_label
+                .entry((key.as_str(), value.as_str()))
+                .or_default()
+                .push(i);
+        }
+    }
     let mut per_endpoint: Vec<(usize, &Endpoint)> = Vec::new();
     for ep in endpoints.iter() {
         let before = b.entries.len();
@@ -350,6 +363,31 @@ impl<'a> Builder<'a> {
             decision,
             levels,
         });
+    }
+
+    /// The known identities that `specs` can select, in `known` order: all of them, unless
+    /// every spec is a pod selector with `matchLabels`, then only those with one of the
+    /// first pairs (a pod lacking it cannot match).
+    fn candidates<'s>(
+        &'s self,
+        specs: &[PeerSpec],
+    ) -> Box<dyn Iterator<Item = &'s Known<'a>> + 's> {
+        let mut picked: Vec<usize> = Vec::new();
+        for spec in specs {
+            let first = match spec {
+                PeerSpec::Pods { pods, .. } => pods.match_labels.iter().next(),
+                PeerSpec::IpBlock(_) => None,
+            };
+            let Some((key, value)) = first else {
+                return Box::new(self.known.iter());
+            };
+            if let Some(ids) = self.by_label.get(&(key.as_str(), value.as_str())) {
+                picked.extend_from_slice(ids);
+            }
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        Box::new(picked.into_iter().filter_map(|i| self.known.get(i)))
     }
 
     /// Does a peer spec select this identity? Decided on identity labels, independently of the
@@ -467,8 +505,7 @@ impl<'a> Builder<'a> {
                 }
                 Some(specs) => {
                     for k in self
-                        .known
-                        .iter()
+                        .candidates(specs)
                         .filter(|k| specs.iter().any(|s| self.spec_selects(s, k)))
                     {
                         let owner = if dir == Direction::Ingress {
