@@ -23,6 +23,10 @@ use fathom_policy::{
     compile, load_str, CompileOptions, Endpoint, Endpoints, IdentityAllocator, LoadOptions,
 };
 
+/// The allocator of the fathom binary, whose agent does the applies in the product.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const REPEAT: u32 = 200_000;
