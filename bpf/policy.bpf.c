@@ -48,11 +48,14 @@
  * so BPF_PROG_TEST_RUN with repeat measures the policy lookup itself. */
 const volatile __u8 conntrack_disabled = 0;
 
-/* Sizes: user space sets them before load (PolicyConfig). */
+/* Sizes: user space sets them before load (PolicyConfig). Not preallocated: memory follows
+ * the entries written (2 slots x 64k entries would otherwise be taken at load on every node);
+ * lookups cost the same. */
 #define POLICY_HASH(name)                                         \
 	struct {                                                  \
 		__uint(type, BPF_MAP_TYPE_HASH);                  \
 		__uint(max_entries, 65536);                       \
+		__uint(map_flags, BPF_F_NO_PREALLOC);             \
 		__type(key, struct fathom_policy_key);            \
 		__type(value, struct fathom_policy_value);        \
 	} name SEC(".maps")
@@ -68,6 +71,7 @@ const volatile __u8 conntrack_disabled = 0;
 	struct {                                                  \
 		__uint(type, BPF_MAP_TYPE_HASH);                  \
 		__uint(max_entries, 65536);                       \
+		__uint(map_flags, BPF_F_NO_PREALLOC);             \
 		__uint(key_size, 16);                             \
 		__type(value, struct fathom_ipcache_value);       \
 	} name SEC(".maps")
