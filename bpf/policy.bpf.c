@@ -8,10 +8,13 @@
  * Per packet: endpoint = policy_endpoints[skb->ifindex] (not there: not ours, pass). Conntrack
  * first: a packet of a connection already decided in this generation takes that decision (and
  * is counted under it); a reply of an allowed connection passes. Otherwise the connection is
- * new: peer identity = ipcache LPM(peer address), then the policy LPM at (endpoint, peer) and
- * (endpoint, any peer). The compiler (fathom-policy) folded deny-wins, audit and default deny
- * into every entry, so the first hit is final; no hit means no policy selects the endpoint in
- * that direction: allow. The verdict goes into the conntrack and out as ONE event per
+ * new: peer identity = exact ipcache hash(peer address), else the ipcache LPM (CIDRs); then
+ * the policy hash: the root entry of (endpoint, peer), else of (endpoint, any peer), whose
+ * `levels` say which longer keys exist; those are probed longest first (exact port, 256-port
+ * block or ICMP type, protocol). At most five hash lookups, whatever the number of rules (an
+ * LPM trie's cost grows with its depth). The compiler (fathom-policy) folded deny-wins, audit
+ * and default deny into every entry, so the longest hit is final; no root means no policy
+ * selects the endpoint in that direction: allow. The verdict goes into the conntrack and out as ONE event per
  * connection and generation; per-decision counters count every packet.
  *
  * Atomic updates: two slots of (policy, ipcache) maps and one 4-byte generation in an array;
@@ -40,17 +43,17 @@
 #define IPPROTO_ICMPV6_ 58
 #define IPPROTO_SCTP_ 132
 #define IPV6_MAX_EXT_HEADERS 6
-#define POLICY_KEY_FIXED_BITS 72
-#define POLICY_KEY_ALL_BITS 96
 
 /* Benchmarks only (PolicyConfig::conntrack = false): judge every packet as a new connection,
  * so BPF_PROG_TEST_RUN with repeat measures the policy lookup itself. */
 const volatile __u8 conntrack_disabled = 0;
 
-/* Sizes: user space sets them before load (PolicyConfig). */
-#define POLICY_TRIE(name)                                         \
+/* Sizes: user space sets them before load (PolicyConfig). Not preallocated: memory follows
+ * the entries written (2 slots x 64k entries would otherwise be taken at load on every node);
+ * lookups cost the same. */
+#define POLICY_HASH(name)                                         \
 	struct {                                                  \
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);              \
+		__uint(type, BPF_MAP_TYPE_HASH);                  \
 		__uint(max_entries, 65536);                       \
 		__uint(map_flags, BPF_F_NO_PREALLOC);             \
 		__type(key, struct fathom_policy_key);            \
@@ -64,11 +67,21 @@ const volatile __u8 conntrack_disabled = 0;
 		__type(key, struct fathom_ipcache_key);           \
 		__type(value, struct fathom_ipcache_value);       \
 	} name SEC(".maps")
+#define IPCACHE_EXACT(name)                                       \
+	struct {                                                  \
+		__uint(type, BPF_MAP_TYPE_HASH);                  \
+		__uint(max_entries, 65536);                       \
+		__uint(map_flags, BPF_F_NO_PREALLOC);             \
+		__uint(key_size, 16);                             \
+		__type(value, struct fathom_ipcache_value);       \
+	} name SEC(".maps")
 
-POLICY_TRIE(policy_rules0);
-POLICY_TRIE(policy_rules1);
+POLICY_HASH(policy_rules0);
+POLICY_HASH(policy_rules1);
 IPCACHE_TRIE(policy_ipcache0);
 IPCACHE_TRIE(policy_ipcache1);
+IPCACHE_EXACT(policy_ipcache_exact0);
+IPCACHE_EXACT(policy_ipcache_exact1);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -135,6 +148,24 @@ static __always_inline void stat(__u32 idx)
 	bump(&policy_stats, idx);
 }
 
+/* Copy len bytes at off: straight from the linear packet data when they are there (no helper
+ * call; the common case), else through bpf_skb_load_bytes (non-linear skbs). Same bytes,
+ * same errors either way. */
+#define LOAD_DIRECT_MAX_OFF 512
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	if (off <= LOAD_DIRECT_MAX_OFF) {
+		void *at = data + off;
+		if (at + len <= data_end) {
+			__builtin_memcpy(to, at, len);
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt *p)
 {
 	switch (p->proto) {
@@ -143,7 +174,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt
 	case IPPROTO_SCTP_: {
 		/* The three share the port layout: source, destination, first 4 bytes. */
 		__be16 ports[2];
-		if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)))
+		if (load(skb, off, ports, sizeof(ports)))
 			return PARSE_BAD;
 		p->sport = bpf_ntohs(ports[0]);
 		p->dport = bpf_ntohs(ports[1]);
@@ -153,7 +184,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6_: {
 		__u8 h[8];
-		if (bpf_skb_load_bytes(skb, off, h, sizeof(h)))
+		if (load(skb, off, h, sizeof(h)))
 			return PARSE_BAD;
 		p->icmp_type = h[0];
 		p->icmp_code = h[1];
@@ -176,7 +207,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt
 static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct pkt *p)
 {
 	struct iphdr ih;
-	if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)))
+	if (load(skb, off, &ih, sizeof(ih)))
 		return PARSE_BAD;
 	if (ih.version != 4 || ih.ihl < 5)
 		return PARSE_BAD;
@@ -194,7 +225,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct p
 static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct pkt *p)
 {
 	struct ipv6hdr ih;
-	if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)))
+	if (load(skb, off, &ih, sizeof(ih)))
 		return PARSE_BAD;
 	if (ih.version != 6)
 		return PARSE_BAD;
@@ -207,19 +238,19 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
 	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
 		if (nh == 0 || nh == 43 || nh == 60) { /* hop-by-hop, routing, destination options */
 			__u8 ext[2];
-			if (bpf_skb_load_bytes(skb, pos, ext, 2))
+			if (load(skb, pos, ext, 2))
 				return PARSE_BAD;
 			nh = ext[0];
 			pos += (ext[1] + 1) * 8;
 		} else if (nh == 51) { /* AH */
 			__u8 ext[2];
-			if (bpf_skb_load_bytes(skb, pos, ext, 2))
+			if (load(skb, pos, ext, 2))
 				return PARSE_BAD;
 			nh = ext[0];
 			pos += (ext[1] + 2) * 4;
 		} else if (nh == 44) { /* fragment */
 			__u8 ext[4];
-			if (bpf_skb_load_bytes(skb, pos, ext, 4))
+			if (load(skb, pos, ext, 4))
 				return PARSE_BAD;
 			nh = ext[0];
 			pos += 8;
@@ -240,7 +271,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	/* Endpoint interfaces are veths: Ethernet framing. */
 	struct ethhdr eh;
-	if (bpf_skb_load_bytes(skb, 0, &eh, sizeof(eh)))
+	if (load(skb, 0, &eh, sizeof(eh)))
 		return PARSE_NON_IP;
 	__u16 proto = bpf_ntohs(eh.h_proto);
 	if (proto == ETH_P_IP)
@@ -255,6 +286,13 @@ static __always_inline __u32 peer_identity(__u32 slot, const __u8 *addr)
 	struct fathom_ipcache_key k = { .prefixlen = 128 };
 	__builtin_memcpy(k.addr, addr, 16);
 	struct fathom_ipcache_value *v;
+	/* Pod and host addresses: one hash lookup. */
+	if (slot)
+		v = bpf_map_lookup_elem(&policy_ipcache_exact1, k.addr);
+	else
+		v = bpf_map_lookup_elem(&policy_ipcache_exact0, k.addr);
+	if (v)
+		return v->identity;
 	if (slot)
 		v = bpf_map_lookup_elem(&policy_ipcache1, &k);
 	else
@@ -274,27 +312,48 @@ static __always_inline void decide(__u32 slot, __u32 ep, __u8 dir, __u32 peer, _
 				   __u16 key_bits, struct fathom_policy_ct_value *ct)
 {
 	struct fathom_policy_key k = {
-		.prefixlen = POLICY_KEY_ALL_BITS,
+		.prefixlen = FATHOM_POLICY_KEY_ROOT,
 		.endpoint_id = ep,
 		.peer_identity = peer,
 		.direction = dir,
-		.protocol = proto,
-		.dport = bpf_htons(key_bits),
 	};
+	ct->peer_identity = peer;
+	ct->key_bits = key_bits;
+	ct->action = FATHOM_POLICY_ALLOW;
+	ct->decision_id = 0;
+	/* The root of the peer's entries; a peer no rule names has none: the wildcard's. Every
+	 * set of entries has a root, so there is never a second fallback. */
 	struct fathom_policy_value *v = rule_lookup(slot, &k);
 	if (!v) {
 		k.peer_identity = 0;
 		v = rule_lookup(slot, &k);
+		if (!v)
+			return; /* no policy selects the endpoint in this direction */
 	}
-	ct->peer_identity = peer;
-	ct->key_bits = key_bits;
-	if (v) {
-		ct->action = v->action;
-		ct->decision_id = v->decision_id;
-	} else {
+	__u8 levels = v->levels;
+	struct fathom_policy_value *hit = NULL;
+	k.protocol = proto;
+	if (levels & FATHOM_POLICY_LEVEL_EXACT) {
+		k.prefixlen = FATHOM_POLICY_KEY_EXACT;
+		k.dport = bpf_htons(key_bits);
+		hit = rule_lookup(slot, &k);
+	}
+	if (!hit && (levels & FATHOM_POLICY_LEVEL_BLOCK)) {
+		k.prefixlen = FATHOM_POLICY_KEY_BLOCK;
+		k.dport = bpf_htons(key_bits & 0xff00);
+		hit = rule_lookup(slot, &k);
+	}
+	if (!hit && (levels & FATHOM_POLICY_LEVEL_PROTO)) {
+		k.prefixlen = FATHOM_POLICY_KEY_PROTO;
+		k.dport = 0;
+		hit = rule_lookup(slot, &k);
+	}
+	if (hit)
+		v = hit;
+	ct->action = v->action;
+	ct->decision_id = v->decision_id;
+	if (!ct->decision_id)
 		ct->action = FATHOM_POLICY_ALLOW;
-		ct->decision_id = 0;
-	}
 }
 
 static __always_inline void count(__u32 slot, __u32 decision, __u32 len)

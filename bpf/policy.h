@@ -30,8 +30,16 @@
 /* fathom_policy_ct_value.flags */
 #define FATHOM_POLICY_CT_EVENT_SENT (1u << 0)
 
-/* LPM trie, 12 data bytes: endpoint, peer and direction always matched (prefixlen >= 72);
- * 72 = any protocol, 80 = one protocol, 80+n = first n bits of dport (ICMP: type<<8|code). */
+/* Hash key (exact match; the layout keeps the LPM-style prefixlen so that one key names one L4
+ * prefix). endpoint, peer and direction always match; the L4 part is probed at four lengths
+ * only, so the cost per packet is a fixed number of hash lookups whatever the rule count:
+ *   72 = any protocol (the root), 80 = one protocol, 88 = protocol + dport & 0xff00 (a block
+ *   of 256 ports, or an ICMP type with any code), 96 = protocol + exact dport (ICMP type+code).
+ * Bits beyond prefixlen are zero. The compiler expands other port prefixes into these. */
+#define FATHOM_POLICY_KEY_ROOT 72
+#define FATHOM_POLICY_KEY_PROTO 80
+#define FATHOM_POLICY_KEY_BLOCK 88
+#define FATHOM_POLICY_KEY_EXACT 96
 struct fathom_policy_key {
 	__u32 prefixlen;
 	__u32 endpoint_id;
@@ -41,10 +49,18 @@ struct fathom_policy_key {
 	__be16 dport;
 };
 
+/* fathom_policy_value.levels (root entries only): which longer keys exist for this
+ * (endpoint, peer, direction), so the program probes only those. */
+#define FATHOM_POLICY_LEVEL_PROTO (1u << 0)
+#define FATHOM_POLICY_LEVEL_BLOCK (1u << 1)
+#define FATHOM_POLICY_LEVEL_EXACT (1u << 2)
+
 struct fathom_policy_value {
 	__u8 action;
-	__u8 pad[3];
-	__u32 decision_id; /* index into user space's decision table of that generation */
+	__u8 levels;
+	__u8 pad[2];
+	__u32 decision_id; /* index into user space's decision table of that generation; 0 at a
+			    * root: the endpoint is not selected in this direction (allow) */
 };
 
 /* LPM trie; IPv4 stored as ::ffff:a.b.c.d with prefixlen 96+n. */
@@ -53,6 +69,8 @@ struct fathom_ipcache_key {
 	__u8 addr[16];
 };
 
+/* policy_ipcache_exact{0,1} (hash, key = the 16-byte address, IPv4 as ::ffff:a.b.c.d): the
+ * /32 and /128 entries of the ipcache, looked up before the LPM trie, which holds the rest. */
 struct fathom_ipcache_value {
 	__u32 identity;
 	__u32 pad;

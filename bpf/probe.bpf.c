@@ -62,4 +62,12 @@ int probe_xdp(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* Not a feature probe: the benchmarks' baseline. The cost of BPF_PROG_TEST_RUN of a TC program
+ * that does nothing, with the same packet, is subtracted from the policy program's cost. */
+SEC("tc")
+int probe_tc_noop(struct __sk_buff *skb)
+{
+	return 0; /* TC_ACT_OK */
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

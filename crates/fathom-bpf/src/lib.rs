@@ -2,6 +2,7 @@
 //! the feature probe, loading and attaching, and the ringbuf readers.
 
 pub mod abi;
+pub mod baseline;
 pub mod error;
 pub mod events;
 pub mod features;

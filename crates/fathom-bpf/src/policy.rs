@@ -78,6 +78,7 @@ pub struct ApplyReport {
 struct SlotShadow {
     policy: Option<HashMap<Vec<u8>, Vec<u8>>>,
     ipcache: Option<HashMap<Vec<u8>, Vec<u8>>>,
+    ipcache_exact: Option<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 /// One decoded verdict event.
@@ -183,6 +184,8 @@ impl PolicyDatapath {
             (&mut m.policy_rules1, cfg.policy_capacity),
             (&mut m.policy_ipcache0, cfg.ipcache_capacity),
             (&mut m.policy_ipcache1, cfg.ipcache_capacity),
+            (&mut m.policy_ipcache_exact0, cfg.ipcache_capacity),
+            (&mut m.policy_ipcache_exact1, cfg.ipcache_capacity),
             (&mut m.policy_ct, cfg.ct_capacity),
             (&mut m.policy_counters, cfg.counter_capacity),
             (&mut m.policy_endpoints, cfg.endpoint_capacity),
@@ -251,22 +254,46 @@ impl PolicyDatapath {
                 std::thread::sleep(SLOT_GRACE - since);
             }
         }
-        let (rules, cache) = if slot == 0 {
+        let m = &self.skel.maps;
+        let (rules, cache, exact) = if slot == 0 {
             (
-                &self.skel.maps.policy_rules0,
-                &self.skel.maps.policy_ipcache0,
+                &m.policy_rules0,
+                &m.policy_ipcache0,
+                &m.policy_ipcache_exact0,
             )
         } else {
             (
-                &self.skel.maps.policy_rules1,
-                &self.skel.maps.policy_ipcache1,
+                &m.policy_rules1,
+                &m.policy_ipcache1,
+                &m.policy_ipcache_exact1,
             )
         };
+        // Full-length ipcache entries (pods, the host) go to the exact hash the program reads
+        // first; the LPM trie keeps the CIDRs.
+        let mut full: Vec<([u8; 16], [u8; 8])> = Vec::new();
+        let mut prefixes: Vec<([u8; 20], [u8; 8])> = Vec::new();
+        for (k, v) in ipcache {
+            if k[0..4] == 128u32.to_ne_bytes() {
+                let mut addr = [0u8; 16];
+                addr.copy_from_slice(&k[4..20]);
+                full.push((addr, *v));
+            } else {
+                prefixes.push((*k, *v));
+            }
+        }
         let shadow = &mut self.slots[slot];
         let (policy_written, policy_deleted) =
-            write_trie(rules, "policy_rules", &mut shadow.policy, policy)?;
+            write_map(rules, "policy_rules", &mut shadow.policy, policy)?;
+        let (trie_written, trie_deleted) =
+            write_map(cache, "policy_ipcache", &mut shadow.ipcache, &prefixes)?;
+        let (exact_written, exact_deleted) = write_map(
+            exact,
+            "policy_ipcache_exact",
+            &mut shadow.ipcache_exact,
+            &full,
+        )?;
         let (ipcache_written, ipcache_deleted) =
-            write_trie(cache, "policy_ipcache", &mut shadow.ipcache, ipcache)?;
+            (trie_written + exact_written, trie_deleted + exact_deleted);
 
         let retired_counters = self.take_counters(slot as u32)?;
         let state = PolicyStateRaw {
@@ -405,11 +432,13 @@ impl PolicyDatapath {
     /// that a refused apply changed nothing.
     pub fn dump(&self) -> BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>> {
         let m = &self.skel.maps;
-        let maps: [(&'static str, &dyn MapCore); 6] = [
+        let maps: [(&'static str, &dyn MapCore); 8] = [
             ("policy_rules0", &m.policy_rules0),
             ("policy_rules1", &m.policy_rules1),
             ("policy_ipcache0", &m.policy_ipcache0),
             ("policy_ipcache1", &m.policy_ipcache1),
+            ("policy_ipcache_exact0", &m.policy_ipcache_exact0),
+            ("policy_ipcache_exact1", &m.policy_ipcache_exact1),
             ("policy_state", &m.policy_state),
             ("policy_endpoints", &m.policy_endpoints),
         ];
@@ -485,10 +514,10 @@ fn sum_counter(map: &dyn MapCore, key: &[u8]) -> PolicyCounterRaw {
         })
 }
 
-/// Make an LPM trie hold exactly `entries`, touching only what changed since the last write
+/// Make a map hold exactly `entries`, touching only what changed since the last write
 /// (so an apply costs what it changes). Stale keys go first, so the map never holds more than
 /// the larger of the old and the new set.
-fn write_trie<const K: usize>(
+fn write_map<const K: usize>(
     map: &dyn MapCore,
     name: &'static str,
     shadow: &mut Option<HashMap<Vec<u8>, Vec<u8>>>,
@@ -497,8 +526,8 @@ fn write_trie<const K: usize>(
     let old = match shadow.take() {
         Some(s) => s,
         None => {
-            // Unknown contents: clear. (Key iteration of a trie while deleting restarts from
-            // the first key each time, so collect first.)
+            // Unknown contents: clear. (Key iteration while deleting restarts from the first
+            // key each time, so collect first.)
             let keys: Vec<Vec<u8>> = map.keys().collect();
             for k in &keys {
                 map.delete(k).map_err(map_err(name))?;
@@ -516,20 +545,56 @@ fn write_trie<const K: usize>(
             entries.len() - new.len()
         )));
     }
-    let mut deleted = 0;
-    for k in old.keys() {
-        if !new.contains_key(k) {
-            map.delete(k).map_err(map_err(name))?;
-            deleted += 1;
+    // One batch syscall each for the deletes and the writes (a 10k-rule apply is ~20k
+    // entries; one syscall per entry was most of the kernel-write time). Maps without batch
+    // support (the LPM trie on some kernels) take them one by one.
+    let stale: Vec<&Vec<u8>> = old.keys().filter(|k| !new.contains_key(*k)).collect();
+    if !stale.is_empty() {
+        let keys: Vec<u8> = stale.iter().flat_map(|k| k.iter().copied()).collect();
+        let batched = map
+            .delete_batch(&keys, stale.len() as u32, MapFlags::ANY, MapFlags::ANY)
+            .is_ok();
+        if !batched {
+            for k in &stale {
+                match map.delete(k) {
+                    Ok(()) => {}
+                    // A batch that failed part-way may have deleted it already.
+                    Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => {}
+                    Err(e) => return Err(map_err(name)(e)),
+                }
+            }
         }
     }
-    let mut written = 0;
-    for (k, v) in &new {
-        if old.get(k) != Some(v) {
-            map.update(k, v, MapFlags::ANY).map_err(map_err(name))?;
-            written += 1;
+    let deleted = stale.len();
+    let changed: Vec<(&Vec<u8>, &Vec<u8>)> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .collect();
+    if !changed.is_empty() {
+        let keys: Vec<u8> = changed
+            .iter()
+            .flat_map(|(k, _)| k.iter().copied())
+            .collect();
+        let values: Vec<u8> = changed
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        let batched = map
+            .update_batch(
+                &keys,
+                &values,
+                changed.len() as u32,
+                MapFlags::ANY,
+                MapFlags::ANY,
+            )
+            .is_ok();
+        if !batched {
+            for (k, v) in &changed {
+                map.update(k, v, MapFlags::ANY).map_err(map_err(name))?;
+            }
         }
     }
+    let written = changed.len();
     *shadow = Some(new);
     Ok((written, deleted))
 }

@@ -1,6 +1,7 @@
 //! policy.bpf.c under BPF_PROG_TEST_RUN, exact cases: conntrack replies, deny beats allow,
 //! audit, ICMP type rules, SCTP, port ranges, re-decision after an apply, counters, capacity
-//! refusal, malformed frames. Needs root; nothing is attached anywhere.
+//! refusal, malformed frames, the hash datapath's levels and the exact ipcache. Needs root;
+//! nothing is attached anywhere.
 
 mod policy_support;
 
@@ -433,4 +434,103 @@ fn malformed_and_non_ip_frames() {
             .expect("run");
     assert_eq!(ret, TC_PASS);
     assert_eq!(k.dp.stats()["unmanaged"], 1);
+}
+
+/// The hash datapath's structure: wide port ranges expanded to 256-port blocks and exact
+/// ports, a deny on a wider key (any peer, a range) beating an allow of a narrower one, a
+/// protocol-wide rule, ICMP type with any code; pod and host addresses in the exact ipcache
+/// hash, CIDRs in the LPM trie.
+#[test]
+fn levels_wide_ranges_and_the_exact_ipcache() {
+    let (k, c) = setup(
+        r#"
+apiVersion: fathom.dev/v1alpha1
+kind: FathomNetworkPolicy
+metadata: {name: b-levels, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {pod: a}}}]
+    ports: [{protocol: TCP, port: 1024, endPort: 65535}]
+  - action: deny
+    ports: [{protocol: TCP, port: 3000, endPort: 3999}]
+  - from: [{ipBlock: {cidr: 192.0.2.0/24}}]
+    ports: [{protocol: UDP}]
+  - icmps: [{type: 8}]
+"#,
+    );
+    for e in c.entries() {
+        assert!(
+            [0, 8, 16, 24].contains(&e.key.l4.len),
+            "only probed levels: {e:?}"
+        );
+    }
+    let mut sport = 3000;
+    let mut run = |src: IpAddr, l4: L4| {
+        sport += 1;
+        k.run(B, true, &frame(src, b_ip(), l4, sport)).0
+    };
+    for (port, want) in [
+        (1023, TC_DROP),
+        (1024, TC_PASS),
+        (1279, TC_PASS),
+        (1280, TC_PASS),
+        (2999, TC_PASS),
+        (3000, TC_DROP),
+        (3071, TC_DROP),
+        (3072, TC_DROP),
+        (3999, TC_DROP),
+        (4000, TC_PASS),
+        (65535, TC_PASS),
+    ] {
+        assert_eq!(
+            run(a_ip(), L4::Tcp { dport: port }),
+            want,
+            "TCP {port} from a"
+        );
+    }
+    let cidr = ip("192.0.2.7");
+    assert_eq!(run(cidr, L4::Udp { dport: 53 }), TC_PASS);
+    assert_eq!(run(cidr, L4::Udp { dport: 65000 }), TC_PASS);
+    assert_eq!(run(cidr, L4::Tcp { dport: 5000 }), TC_DROP, "UDP only");
+    assert_eq!(run(ip("198.51.100.1"), L4::Udp { dport: 53 }), TC_DROP);
+    for (code, want) in [(0, TC_PASS), (5, TC_PASS)] {
+        let l4 = L4::Icmp { icmp_type: 8, code };
+        assert_eq!(run(ip("198.51.100.1"), l4), want, "echo code {code}");
+    }
+    let ts = L4::Icmp {
+        icmp_type: 13,
+        code: 0,
+    };
+    assert_eq!(run(a_ip(), ts), TC_DROP);
+
+    // Pods and the host in the exact hash of the active slot, the rest in the trie.
+    let dump = k.dp.dump();
+    let slot = k.dp.generation() & 1;
+    let exact = &dump[if slot == 1 {
+        "policy_ipcache_exact1"
+    } else {
+        "policy_ipcache_exact0"
+    }];
+    let mapped = |s: &str| match ip(s) {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut want: Vec<Vec<u8>> = ["10.1.0.1", "10.1.0.2", "10.1.0.254"]
+        .iter()
+        .map(|s| mapped(s))
+        .collect();
+    want.sort();
+    assert_eq!(exact.keys().cloned().collect::<Vec<_>>(), want);
+    let trie = &dump[if slot == 1 {
+        "policy_ipcache1"
+    } else {
+        "policy_ipcache0"
+    }];
+    let mut lens: Vec<u32> = trie
+        .keys()
+        .map(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]))
+        .collect();
+    lens.sort_unstable();
+    assert_eq!(lens, vec![0, 96, 120], "::/0, 0.0.0.0/0, 192.0.2.0/24");
 }

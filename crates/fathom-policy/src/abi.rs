@@ -1,12 +1,12 @@
 //! The kernel map layouts the compiler produces, byte for byte.
 //!
-//! Proposed C (for `bpf/fathom.h`; the Rust structs below mirror it):
+//! The C definitions are in `bpf/policy.h` (mirrored again, layout-tested, in
+//! `fathom_bpf::abi::policy`):
 //!
 //! ```c
-//! /* BPF_MAP_TYPE_LPM_TRIE, BPF_F_NO_PREALLOC. Data after prefixlen: 12 bytes = 96 bits.
-//!  * endpoint_id, peer_identity and direction are always fully matched (72 bits); protocol and
-//!  * dport are matched by prefix: prefixlen 72 = any protocol, 80 = one protocol any port,
-//!  * 80+n = the first n bits of dport. ICMP/ICMPv6 put type<<8|code in dport.
+//! /* BPF_MAP_TYPE_HASH (exact match). prefixlen names the L4 level: 72 root (any traffic),
+//!  * 80 one protocol, 88 protocol + dport & 0xff00 (256-port block; ICMP type, any code),
+//!  * 96 protocol + exact dport (ICMP type<<8|code). Bits beyond prefixlen are zero.
 //!  * peer_identity 0 = any peer (wildcard). */
 //! struct fathom_policy_key {
 //!     __u32 prefixlen;
@@ -14,14 +14,16 @@
 //!     __u32 peer_identity;  /* host byte order */
 //!     __u8  direction;      /* 0 ingress, 1 egress */
 //!     __u8  protocol;       /* IPPROTO_* */
-//!     __be16 dport;         /* network byte order: the prefix bits run MSB first */
+//!     __be16 dport;         /* network byte order */
 //! };
 //! struct fathom_policy_value {
 //!     __u8  action;         /* 1 allow, 2 deny, 3 audit (allow + report) */
-//!     __u8  pad[3];
-//!     __u32 decision_id;    /* user space maps it to the verdict: reason + policies + rules */
+//!     __u8  levels;         /* root entries: LEVEL_* of the longer keys that exist */
+//!     __u8  pad[2];
+//!     __u32 decision_id;    /* user space maps it to the verdict; 0 at a root: not selected */
 //! };
-//! /* BPF_MAP_TYPE_LPM_TRIE. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), prefixlen 96+n. */
+//! /* BPF_MAP_TYPE_LPM_TRIE. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d), prefixlen 96+n.
+//!  * The loader moves full-length entries (prefixlen 128) into an exact hash keyed by addr. */
 //! struct fathom_ipcache_key {
 //!     __u32 prefixlen;
 //!     __u8  addr[16];
@@ -33,10 +35,12 @@
 //! ```
 //!
 //! Lookup, per direction (egress at the source endpoint, ingress at the destination):
-//! `peer = ipcache(peer address)`; `v = policy(ep, peer, dir, proto, dport)`, on a miss
-//! `v = policy(ep, 0, dir, proto, dport)`, on a miss allow (no policy selects the endpoint in
-//! that direction; decision 0). The compiler resolves every overlap (deny wins, audit, default
-//! deny, wildcard vs identity) into the entries, so the kernel takes the first hit as final.
+//! `peer = ipcache(peer address)`; `root = policy(ep, peer, dir, root)`, on a miss
+//! `root = policy(ep, 0, dir, root)`, on a miss allow (no policy selects the endpoint in that
+//! direction; decision 0). Then, for the levels `root.levels` names, longest first: exact
+//! port, port block, protocol; the first hit is the verdict, no hit leaves the root's. The
+//! compiler resolves every overlap (deny wins, audit, default deny, wildcard vs identity)
+//! into the entries, so the longest hit is final.
 
 use std::net::IpAddr;
 
@@ -49,6 +53,11 @@ pub const POLICY_KEY_L4_BITS: u32 = 24;
 
 pub const DIRECTION_INGRESS: u8 = 0;
 pub const DIRECTION_EGRESS: u8 = 1;
+
+/// `levels` of a root entry: which longer keys exist for its (endpoint, peer, direction).
+pub const LEVEL_PROTO: u8 = 1 << 0;
+pub const LEVEL_BLOCK: u8 = 1 << 1;
+pub const LEVEL_EXACT: u8 = 1 << 2;
 
 pub const ACTION_ALLOW: u8 = 1;
 pub const ACTION_DENY: u8 = 2;
@@ -86,7 +95,9 @@ impl PolicyMapKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PolicyMapValue {
     pub action: u8,
-    pub pad: [u8; 3],
+    /// Root entries only: `LEVEL_*` bits.
+    pub levels: u8,
+    pub pad: [u8; 2],
     pub decision_id: u32,
 }
 
@@ -94,6 +105,7 @@ impl PolicyMapValue {
     pub fn to_bytes(&self) -> [u8; 8] {
         let mut b = [0u8; 8];
         b[0] = self.action;
+        b[1] = self.levels;
         b[4..8].copy_from_slice(&self.decision_id.to_ne_bytes());
         b
     }
@@ -159,6 +171,7 @@ mod tests {
         assert_eq!(offset_of!(PolicyMapKey, protocol), 13);
         assert_eq!(offset_of!(PolicyMapKey, dport), 14);
         assert_eq!(size_of::<PolicyMapValue>(), 8);
+        assert_eq!(offset_of!(PolicyMapValue, levels), 1);
         assert_eq!(offset_of!(PolicyMapValue, decision_id), 4);
         assert_eq!(size_of::<IpcacheMapKey>(), 20);
         assert_eq!(align_of::<IpcacheMapKey>(), 4);

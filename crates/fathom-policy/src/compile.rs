@@ -1,5 +1,5 @@
 //! The compiler: policies + endpoints → identities, the ipcache, and per-endpoint policy map
-//! entries whose single longest-prefix hit is the final verdict.
+//! entries whose single longest hit is the final verdict.
 //!
 //! For one endpoint and direction, every rule that can apply contributes (peer, L4 prefix)
 //! pairs, where the peer is an identity or the wildcard. The entries of a peer's trie are all
@@ -10,6 +10,13 @@
 //! gets a root entry when a policy isolates the endpoint (the default verdict); a peer without
 //! a trie of its own falls back to the wildcard trie, which is correct because nothing was
 //! contributed for it specifically.
+//!
+//! The kernel stores the tries in a hash map and probes four L4 lengths only
+//! ([`L4Prefix::LEVELS`]), so rule prefixes are first expanded to those lengths. Every trie
+//! gets a root entry, whose `levels` say which longer lengths exist in it; a trie that had no
+//! root of its own gets the verdict the wildcard fallback would have given (default deny when
+//! the endpoint is isolated, else decision 0, "not selected"), which is exact: a peer trie
+//! holds every wildcard prefix, so the wildcard trie can only add its root.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -79,7 +86,11 @@ impl PolicyKey {
 pub struct PolicyEntry {
     pub key: PolicyKey,
     pub action: Action,
+    /// 0 only at a root: no policy selects the endpoint in this direction.
     pub decision: DecisionId,
+    /// Root entries: `abi::LEVEL_*` of the longer entries of the same (endpoint, direction,
+    /// peer).
+    pub levels: u8,
 }
 
 impl PolicyEntry {
@@ -91,7 +102,8 @@ impl PolicyEntry {
         };
         abi::PolicyMapValue {
             action,
-            pad: [0; 3],
+            levels: self.levels,
+            pad: [0; 2],
             decision_id: self.decision.0,
         }
     }
@@ -137,6 +149,10 @@ struct Builder<'a> {
     set: &'a PolicySet,
     endpoints: &'a Endpoints,
     known: Vec<Known<'a>>,
+    /// Positions in `known` of the pod identities carrying each label: a selector with
+    /// `matchLabels` only needs to look at the identities with its first pair (without it,
+    /// every rule looks at every identity, rules × identities per endpoint).
+    by_label: HashMap<(&'a str, &'a str), Vec<usize>>,
     entries: Vec<PolicyEntry>,
     interned: HashMap<DirectionVerdict, DecisionId>,
     decisions: Vec<DirectionVerdict>,
@@ -231,11 +247,20 @@ pub fn compile(
     let mut b = Builder {
         set,
         endpoints,
+        by_label: HashMap::new(),
         known: known.into_values().collect(),
         entries: Vec::new(),
         interned: HashMap::new(),
         decisions: Vec::new(),
     };
+    for (i, k) in b.known.iter().enumerate() {
+        for (key, value) in k.pod.iter().flat_map(|p| p.labels.iter()) {
+            b.by_label
+                .entry((key.as_str(), value.as_str()))
+                .or_default()
+                .push(i);
+        }
+    }
     let mut per_endpoint: Vec<(usize, &Endpoint)> = Vec::new();
     for ep in endpoints.iter() {
         let before = b.entries.len();
@@ -320,10 +345,13 @@ impl<'a> Builder<'a> {
         direction: Direction,
         peer: Identity,
         l4: L4Prefix,
-        v: DirectionVerdict,
+        v: Option<DirectionVerdict>,
+        levels: u8,
     ) {
-        let action = v.action;
-        let decision = self.intern(v);
+        let (action, decision) = match v {
+            Some(v) => (v.action, self.intern(v)),
+            None => (Action::Allow, DecisionId(0)),
+        };
         self.entries.push(PolicyEntry {
             key: PolicyKey {
                 endpoint,
@@ -333,7 +361,33 @@ impl<'a> Builder<'a> {
             },
             action,
             decision,
+            levels,
         });
+    }
+
+    /// The known identities that `specs` can select, in `known` order: all of them, unless
+    /// every spec is a pod selector with `matchLabels`, then only those with one of the
+    /// first pairs (a pod lacking it cannot match).
+    fn candidates<'s>(
+        &'s self,
+        specs: &[PeerSpec],
+    ) -> Box<dyn Iterator<Item = &'s Known<'a>> + 's> {
+        let mut picked: Vec<usize> = Vec::new();
+        for spec in specs {
+            let first = match spec {
+                PeerSpec::Pods { pods, .. } => pods.match_labels.iter().next(),
+                PeerSpec::IpBlock(_) => None,
+            };
+            let Some((key, value)) = first else {
+                return Box::new(self.known.iter());
+            };
+            if let Some(ids) = self.by_label.get(&(key.as_str(), value.as_str())) {
+                picked.extend_from_slice(ids);
+            }
+        }
+        picked.sort_unstable();
+        picked.dedup();
+        Box::new(picked.into_iter().filter_map(|i| self.known.get(i)))
     }
 
     /// Does a peer spec select this identity? Decided on identity labels, independently of the
@@ -364,7 +418,8 @@ impl<'a> Builder<'a> {
             dir,
             Identity::HOST,
             L4Prefix::ANY,
-            DirectionVerdict::simple(dir, Reason::Host),
+            Some(DirectionVerdict::simple(dir, Reason::Host)),
+            0,
         );
 
         let selecting: Vec<&'a Policy> = self
@@ -392,17 +447,11 @@ impl<'a> Builder<'a> {
         let contrib = self.contributions(&scope);
         let wild: &[Contribution] = contrib.get(&None).map_or(&[], Vec::as_slice);
         // The wildcard trie (with the default verdict at its root when the pod is isolated) ...
-        self.trie(
-            &scope,
-            Identity::UNKNOWN,
-            wild,
-            &[],
-            !scope.isolating.is_empty(),
-        );
+        self.trie(&scope, Identity::UNKNOWN, wild, &[]);
         // ... and one trie per identity that rules name, with the wildcard rules folded in.
         for (target, own) in &contrib {
             if let Some(id) = target {
-                self.trie(&scope, *id, own, wild, false);
+                self.trie(&scope, *id, own, wild);
             }
         }
     }
@@ -413,10 +462,12 @@ impl<'a> Builder<'a> {
         let mut contrib: BTreeMap<Target, Vec<Contribution>> = BTreeMap::new();
         let mut add = |target: Target, prefixes: Vec<L4Prefix>, ri: usize| {
             if !prefixes.is_empty() {
-                contrib
-                    .entry(target)
-                    .or_default()
-                    .extend(prefixes.into_iter().map(|p| (p, ri)));
+                contrib.entry(target).or_default().extend(
+                    prefixes
+                        .into_iter()
+                        .flat_map(L4Prefix::to_levels)
+                        .map(|p| (p, ri)),
+                );
             }
         };
         for (ri, (_, rule)) in scope.rules.iter().enumerate() {
@@ -454,8 +505,7 @@ impl<'a> Builder<'a> {
                 }
                 Some(specs) => {
                     for k in self
-                        .known
-                        .iter()
+                        .candidates(specs)
                         .filter(|k| specs.iter().any(|s| self.spec_selects(s, k)))
                     {
                         let owner = if dir == Direction::Ingress {
@@ -473,30 +523,59 @@ impl<'a> Builder<'a> {
         contrib
     }
 
-    /// Write the entries of one peer's trie: every prefix of `own` and `wild` (and the root if
-    /// asked), each with the verdict of all rules whose prefix contains it.
+    /// Write the entries of one peer's trie: every prefix of `own` and `wild`, each with the
+    /// verdict of all rules whose prefix contains it, and the root.
     fn trie(
         &mut self,
         scope: &Scope<'a>,
         peer: Identity,
         own: &[Contribution],
         wild: &[Contribution],
-        root: bool,
     ) {
         let all: Vec<Contribution> = own.iter().chain(wild).copied().collect();
         let mut prefixes: BTreeSet<L4Prefix> = all.iter().map(|(p, _)| *p).collect();
-        if root {
-            prefixes.insert(L4Prefix::ANY);
+        // The root: the rules for any traffic, or the default when isolated; without either,
+        // "not selected" (decision 0), as if there were no entry at all.
+        let root_verdict = (prefixes.contains(&L4Prefix::ANY) || !scope.isolating.is_empty())
+            .then(|| self.verdict_at(scope, &all, L4Prefix::ANY));
+        prefixes.remove(&L4Prefix::ANY);
+        if root_verdict.is_none() && prefixes.is_empty() {
+            return; // the same as no entry: not selected
         }
+        let mut levels = 0;
+        for at in &prefixes {
+            levels |= match at.len {
+                8 => abi::LEVEL_PROTO,
+                16 => abi::LEVEL_BLOCK,
+                _ => abi::LEVEL_EXACT,
+            };
+        }
+        self.push(
+            scope.ep.id,
+            scope.dir,
+            peer,
+            L4Prefix::ANY,
+            root_verdict,
+            levels,
+        );
         for at in prefixes {
-            let matched: Vec<(&Policy, &Rule)> = all
-                .iter()
-                .filter(|(p, _)| p.contains(at))
-                .filter_map(|(_, ri)| scope.rules.get(*ri).copied())
-                .collect();
-            let v = decide(scope.dir, &scope.isolating, &matched);
-            self.push(scope.ep.id, scope.dir, peer, at, v);
+            let v = self.verdict_at(scope, &all, at);
+            self.push(scope.ep.id, scope.dir, peer, at, Some(v), 0);
         }
+    }
+
+    fn verdict_at(
+        &self,
+        scope: &Scope<'a>,
+        all: &[Contribution],
+        at: L4Prefix,
+    ) -> DirectionVerdict {
+        let matched: Vec<(&Policy, &Rule)> = all
+            .iter()
+            .filter(|(p, _)| p.contains(at))
+            .filter_map(|(_, ri)| scope.rules.get(*ri).copied())
+            .collect();
+        decide(scope.dir, &scope.isolating, &matched)
     }
 }
 
@@ -562,25 +641,24 @@ impl Compiled {
             .collect()
     }
 
-    fn lpm(
+    fn entry(
         &self,
         endpoint: EndpointId,
         direction: Direction,
         peer: Identity,
-        packet: L4Prefix,
+        l4: L4Prefix,
     ) -> Option<&PolicyEntry> {
-        (0..=L4Prefix::BITS).rev().find_map(|len| {
-            let key = PolicyKey {
-                endpoint,
-                direction,
-                peer,
-                l4: packet.truncate(len),
-            };
-            self.index.get(&key).and_then(|i| self.entries.get(*i))
-        })
+        let key = PolicyKey {
+            endpoint,
+            direction,
+            peer,
+            l4,
+        };
+        self.index.get(&key).and_then(|i| self.entries.get(*i))
     }
 
-    /// The kernel's lookup, in user space: exact peer, then the wildcard, then "not selected".
+    /// The kernel's lookup, in user space: the root of the peer's entries, else the
+    /// wildcard's, else "not selected"; then the levels the root names, longest first.
     pub fn lookup(
         &self,
         endpoint: EndpointId,
@@ -589,9 +667,21 @@ impl Compiled {
         l4: L4,
     ) -> (Option<DecisionId>, DirectionVerdict) {
         let packet = L4Prefix::of_packet(l4);
-        let hit = self
-            .lpm(endpoint, direction, peer, packet)
-            .or_else(|| self.lpm(endpoint, direction, Identity::UNKNOWN, packet));
+        let found = [peer, Identity::UNKNOWN].into_iter().find_map(|p| {
+            self.entry(endpoint, direction, p, L4Prefix::ANY)
+                .map(|root| (p, root))
+        });
+        let hit = found.map(|(p, root)| {
+            [
+                (abi::LEVEL_EXACT, 24),
+                (abi::LEVEL_BLOCK, 16),
+                (abi::LEVEL_PROTO, 8),
+            ]
+            .into_iter()
+            .filter(|(bit, _)| root.levels & bit != 0)
+            .find_map(|(_, len)| self.entry(endpoint, direction, p, packet.truncate(len)))
+            .unwrap_or(root)
+        });
         match hit.and_then(|e| self.decision(e.decision).map(|v| (e.decision, v))) {
             Some((id, v)) => (Some(id), v.clone()),
             None => (

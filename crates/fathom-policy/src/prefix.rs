@@ -51,6 +51,31 @@ impl L4Prefix {
         other.len >= self.len && mask(other.value(), self.len) == self.value()
     }
 
+    /// The lengths the kernel probes (a fixed number of hash lookups per packet): any traffic,
+    /// one protocol, a 256-port block (or an ICMP type), an exact port (or ICMP type + code).
+    pub const LEVELS: [u8; 4] = [0, 8, 16, 24];
+
+    /// The same set of packets as prefixes of the probed lengths only: a prefix between two
+    /// levels becomes the 2^k prefixes of the next longer level it covers (at most 128: an
+    /// aligned port block of 128..32768 ports → up to 128 blocks of 256, of 2..128 ports →
+    /// up to 128 exact ports).
+    pub fn to_levels(self) -> Vec<L4Prefix> {
+        let Some(&level) = Self::LEVELS.iter().find(|&&l| l >= self.len) else {
+            return vec![self];
+        };
+        if level == self.len {
+            return vec![self];
+        }
+        let count = 1u32 << (level - self.len);
+        let step = 1u32 << (Self::BITS - level);
+        (0..count)
+            .map(|i| {
+                let v = self.value() + i * step;
+                Self::new(level, (v >> 16) as u8, (v & 0xffff) as u16)
+            })
+            .collect()
+    }
+
     /// The prefix of length `len` that contains this one.
     pub fn truncate(self, len: u8) -> Self {
         Self::new(len.min(self.len), self.protocol, self.port)
@@ -166,6 +191,38 @@ mod tests {
         assert_eq!(port_range_prefixes(80, 103), vec![(80, 12), (96, 13)]);
         assert_eq!(port_range_prefixes(0, 65535), vec![(0, 0)]);
         assert!(port_range_prefixes(1, 65535).len() <= 16);
+    }
+
+    #[test]
+    fn levels_cover_the_same_packets() {
+        let exact = |v: &[L4Prefix]| {
+            let mut out: Vec<u32> = v
+                .iter()
+                .flat_map(|p| {
+                    let size = 1u32 << (24 - p.len);
+                    (p.value()..p.value() + size).collect::<Vec<_>>()
+                })
+                .collect();
+            out.sort_unstable();
+            out
+        };
+        for p in [
+            L4Prefix::new(12, 6, 80 & 0xf000),
+            L4Prefix::new(20, 6, 80),
+            L4Prefix::new(9, 17, 0x8000),
+            L4Prefix::new(23, 6, 1000),
+            L4Prefix::new(16, 1, 8 << 8),
+            L4Prefix::new(24, 6, 80),
+            L4Prefix::new(8, 6, 0),
+            L4Prefix::ANY,
+        ] {
+            let levels = p.to_levels();
+            assert!(levels.iter().all(|l| L4Prefix::LEVELS.contains(&l.len)));
+            assert!(levels.len() <= 128, "{p}");
+            assert_eq!(exact(&levels), exact(&[p]), "{p}");
+        }
+        assert_eq!(L4Prefix::new(20, 6, 80).to_levels().len(), 16);
+        assert_eq!(L4Prefix::new(12, 6, 0).to_levels().len(), 16);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use fathom_policy::abi::{PolicyMapKey, ACTION_DENY, DIRECTION_INGRESS};
+use fathom_policy::abi::{PolicyMapKey, ACTION_DENY, DIRECTION_INGRESS, LEVEL_EXACT};
 use fathom_policy::{
     compile, Action, CompileError, CompileOptions, DecisionId, Direction, Endpoint, EndpointId,
     Endpoints, Identity, IdentityAllocator, L4Prefix, PolicyKey, PortProtocol, Reason,
@@ -72,22 +72,34 @@ fn small_scenario_exact_entries() {
 
     let any = L4Prefix::ANY;
     let tcp5432 = L4Prefix::new(24, 6, 5432);
-    let got: Vec<(PolicyKey, Action, u32)> = c
+    let got: Vec<(PolicyKey, Action, u32, u8)> = c
         .entries()
         .iter()
-        .map(|e| (e.key, e.action, e.decision.0))
+        .map(|e| (e.key, e.action, e.decision.0, e.levels))
         .collect();
     let host = Identity::HOST.0;
     let expected = vec![
         // web: the host entries; egress to the CIDR identity is denied (no isolation: deny-only).
-        (key(1, Direction::Ingress, host, any), Action::Allow, 1),
-        (key(1, Direction::Egress, host, any), Action::Allow, 2),
-        (key(1, Direction::Egress, cidr, any), Action::Deny, 3),
-        // db: ingress isolated: wildcard root = default deny, web on TCP 5432 allowed.
-        (key(2, Direction::Ingress, 0, any), Action::Deny, 4),
-        (key(2, Direction::Ingress, host, any), Action::Allow, 1),
-        (key(2, Direction::Ingress, web, tcp5432), Action::Allow, 5),
-        (key(2, Direction::Egress, host, any), Action::Allow, 2),
+        (key(1, Direction::Ingress, host, any), Action::Allow, 1, 0),
+        (key(1, Direction::Egress, host, any), Action::Allow, 2, 0),
+        (key(1, Direction::Egress, cidr, any), Action::Deny, 3, 0),
+        // db: ingress isolated: wildcard root = default deny; web's root (default deny too)
+        // says an exact-port entry exists: web on TCP 5432 allowed.
+        (key(2, Direction::Ingress, 0, any), Action::Deny, 4, 0),
+        (key(2, Direction::Ingress, host, any), Action::Allow, 1, 0),
+        (
+            key(2, Direction::Ingress, web, any),
+            Action::Deny,
+            4,
+            LEVEL_EXACT,
+        ),
+        (
+            key(2, Direction::Ingress, web, tcp5432),
+            Action::Allow,
+            5,
+            0,
+        ),
+        (key(2, Direction::Egress, host, any), Action::Allow, 2, 0),
     ];
     assert_eq!(got, expected);
 
@@ -156,7 +168,13 @@ fn small_scenario_exact_entries() {
         }
     );
     assert_eq!((v.action, v.decision_id), (ACTION_DENY, 4));
-    let (k, _) = c.policy_map_entries()[5];
+    let (k, v) = c.policy_map_entries()[5];
+    assert_eq!((k.prefixlen, k.peer_identity), (72, web));
+    assert_eq!(
+        (v.action, v.levels, v.decision_id),
+        (ACTION_DENY, LEVEL_EXACT, 4)
+    );
+    let (k, _) = c.policy_map_entries()[6];
     assert_eq!(
         (k.prefixlen, k.protocol, k.dport),
         (96, 6, 5432u16.to_be_bytes())
@@ -177,14 +195,14 @@ fn capacity_is_refused_not_truncated() {
         err,
         CompileError::Capacity {
             map: "policy",
-            needed: 7,
+            needed: 8,
             capacity: 6,
-            largest: "x/db (endpoint 2) 4, x/web (endpoint 1) 3".to_string()
+            largest: "x/db (endpoint 2) 5, x/web (endpoint 1) 3".to_string()
         }
     );
     assert_eq!(
         err.to_string(),
-        "policy map needs 7 entries but holds at most 6; refusing to load a truncated policy (largest: x/db (endpoint 2) 4, x/web (endpoint 1) 3)"
+        "policy map needs 8 entries but holds at most 6; refusing to load a truncated policy (largest: x/db (endpoint 2) 5, x/web (endpoint 1) 3)"
     );
     let opts = CompileOptions {
         ipcache_capacity: 5,
@@ -205,7 +223,7 @@ fn capacity_is_refused_not_truncated() {
     );
     // Exactly at capacity is fine.
     let opts = CompileOptions {
-        policy_map_capacity: 7,
+        policy_map_capacity: 8,
         ipcache_capacity: 6,
     };
     assert!(compile(&set, &eps, &mut IdentityAllocator::new(), &opts).is_ok());

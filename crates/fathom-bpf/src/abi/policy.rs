@@ -9,6 +9,16 @@ pub const POLICY_ALLOW: u8 = 1;
 pub const POLICY_DENY: u8 = 2;
 pub const POLICY_AUDIT: u8 = 3;
 
+/// `fathom_policy_key.prefixlen` of the four levels the program probes.
+pub const POLICY_KEY_ROOT: u32 = 72;
+pub const POLICY_KEY_PROTO: u32 = 80;
+pub const POLICY_KEY_BLOCK: u32 = 88;
+pub const POLICY_KEY_EXACT: u32 = 96;
+/// `fathom_policy_value.levels`.
+pub const POLICY_LEVEL_PROTO: u8 = 1 << 0;
+pub const POLICY_LEVEL_BLOCK: u8 = 1 << 1;
+pub const POLICY_LEVEL_EXACT: u8 = 1 << 2;
+
 pub const POLICY_INGRESS: u8 = 0;
 pub const POLICY_EGRESS: u8 = 1;
 
@@ -51,7 +61,9 @@ pub struct PolicyKeyRaw {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyValueRaw {
     pub action: u8,
-    pub pad: [u8; 3],
+    /// Root entries: `POLICY_LEVEL_*` of the longer keys that exist.
+    pub levels: u8,
+    pub pad: [u8; 2],
     pub decision_id: u32,
 }
 
@@ -196,7 +208,7 @@ mod tests {
             rust,
             "fathom_policy_value",
             PolicyValueRaw,
-            [action, pad, decision_id]
+            [action, levels, pad, decision_id]
         );
         layout!(rust, "fathom_ipcache_key", IpcacheKeyRaw, [prefixlen, addr]);
         layout!(
