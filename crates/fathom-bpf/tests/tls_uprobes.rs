@@ -1,0 +1,148 @@
+//! tls.bpf.c for real: a Python process (its `ssl` module uses the system libssl, through
+//! SSL_write_ex/SSL_read_ex) runs a TLS server and client over loopback; the uprobes must
+//! report the client's plaintext with exact bytes, lengths, direction, role and tuple, marked
+//! TLS, and the ciphertext after the handshake must not cross the ring. Needs root, python3
+//! and openssl.
+
+use std::cell::RefCell;
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use fathom_bpf::abi::l7::{L7Counter, L7_PROTO_HTTP, L7_PROTO_TLS};
+use fathom_bpf::l7::tls::LibsslTracker;
+use fathom_bpf::l7::{L7Config, L7Event, L7EventKind, L7Role, L7Sensor};
+
+const SCRIPT: &str = r#"
+import os, socket, ssl, sys, threading
+cert, key = sys.argv[1], sys.argv[2]
+srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+srv_ctx.load_cert_chain(cert, key)
+lsock = socket.socket()
+lsock.bind(("127.0.0.1", 0))
+lsock.listen(1)
+port = lsock.getsockname()[1]
+def serve():
+    conn, _ = lsock.accept()
+    with srv_ctx.wrap_socket(conn, server_side=True) as s:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(4096)
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+t = threading.Thread(target=serve)
+t.start()
+cli_ctx = ssl.create_default_context()
+cli_ctx.check_hostname = False
+cli_ctx.verify_mode = ssl.CERT_NONE
+with cli_ctx.wrap_socket(socket.create_connection(("127.0.0.1", port))) as c:
+    cport = c.getsockname()[1]
+    c.sendall(b"GET /tls-probe HTTP/1.1\r\nHost: test\r\n\r\n")
+    resp = b""
+    while not resp.endswith(b"ok"):
+        resp += c.recv(4096)
+t.join()
+print(os.getpid(), port, cport, flush=True)
+"#;
+
+fn collect(s: &L7Sensor, pid: u32, until: impl Fn(&[L7Event]) -> bool) -> Vec<L7Event> {
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&got);
+    let rb = s
+        .ring_buffer(
+            move |e| {
+                if e.pid == pid {
+                    sink.borrow_mut().push(e)
+                }
+            },
+            || panic!("undecodable l7 record"),
+        )
+        .expect("ringbuf");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !until(&got.borrow()) {
+        let _ = rb.poll(Duration::from_millis(50));
+    }
+    let _ = rb.consume();
+    drop(rb);
+    Rc::try_unwrap(got)
+        .map(|c| c.into_inner())
+        .unwrap_or_default()
+}
+
+#[test]
+fn python_tls_client_plaintext_is_reported_once_marked_tls() {
+    let s = L7Sensor::load(&L7Config::default()).expect("load l7.bpf.c (are we root?)");
+    let tracker = LibsslTracker::start(&s);
+    let attached = tracker.attached();
+    assert!(
+        attached.keys().any(|p| p.contains("libssl.so")),
+        "no libssl attached: {attached:?} {:?}",
+        tracker.warnings
+    );
+
+    let dir = std::env::temp_dir().join(format!("fathom-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(&cert)
+        .arg(&key)
+        .output()
+        .expect("python3");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u32> = line
+        .split_whitespace()
+        .map(|n| n.parse().expect("number"))
+        .collect();
+    let (pid, port, cport) = (nums[0], nums[1] as u16, nums[2] as u16);
+
+    let ev = collect(&s, pid, |e| {
+        e.iter().filter(|e| e.tls).count() >= 2 && e.iter().any(|e| e.kind == L7EventKind::Close)
+    });
+    let req = b"GET /tls-probe HTTP/1.1\r\nHost: test\r\n\r\n";
+    let tls: Vec<&L7Event> = ev.iter().filter(|e| e.tls).collect();
+    assert_eq!(tls.len(), 2, "client write + client read only: {tls:#?}");
+    let w = tls.iter().find(|e| e.egress).expect("client SSL_write");
+    assert_eq!(w.data, req);
+    assert_eq!(w.ret, req.len() as i64);
+    assert_eq!(w.role, L7Role::Client);
+    assert_eq!(w.protocol_guess, L7_PROTO_HTTP);
+    assert_eq!((w.local.port(), w.remote.port()), (cport, port));
+    assert_eq!(w.local.ip().to_string(), "127.0.0.1");
+    assert_eq!(w.comm, "python3");
+    assert!(!w.truncated);
+    let r = tls.iter().find(|e| !e.egress).expect("client SSL_read");
+    assert_eq!(r.data, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(r.fd, w.fd);
+    assert_eq!((r.local.port(), r.remote.port()), (cport, port));
+
+    // Ciphertext: only the handshake, before the first plaintext call; nothing from the
+    // server end (its client is local).
+    for e in ev.iter().filter(|e| !e.tls && e.kind == L7EventKind::Data) {
+        assert_eq!(e.local.port(), cport, "server end shipped: {e:?}");
+        assert_eq!(e.protocol_guess, L7_PROTO_TLS);
+        assert!(e.ts_ns < w.ts_ns, "ciphertext after the handshake: {e:?}");
+    }
+    assert!(s.counter(L7Counter::TlsEvents) >= 2);
+}
