@@ -246,7 +246,7 @@ impl LibsslTracker {
     /// Look at new processes (and exec'd ones; all of them every FULL_RESCAN_EVERY scans):
     /// attach the libssl files they map, detach those no process maps any more.
     pub fn rescan(&mut self, sensor: &L7Sensor) {
-        let full = self.scans % FULL_RESCAN_EVERY == 0;
+        let full = self.scans.is_multiple_of(FULL_RESCAN_EVERY);
         self.scans = self.scans.wrapping_add(1);
         let mut alive = HashSet::new();
         let Ok(dir) = fs::read_dir("/proc") else {
@@ -273,10 +273,9 @@ impl LibsslTracker {
             for (id, path) in libs {
                 // Through the process's root: a container's libssl is not in our mount namespace.
                 let through_root = PathBuf::from(format!("/proc/{pid}/root{path}"));
-                if !self.attached.contains_key(&id) && !self.failed.contains_key(&id) {
-                    if file_id(&through_root) != Some(id) {
-                        continue;
-                    }
+                let known = self.attached.contains_key(&id) || self.failed.contains_key(&id);
+                if !known && file_id(&through_root) != Some(id) {
+                    continue;
                 }
                 self.attach(sensor, id, &through_root, Some(pid), false);
             }
@@ -346,10 +345,8 @@ mod tests {
     fn device_numbers_split_like_the_kernel() {
         // makedev(0xfd, 1) and makedev(259, 70000)
         assert_eq!((dev_major(0xfd01), dev_minor(0xfd01)), (0xfd, 1));
-        let dev = ((259u64 & 0xfff) << 8)
-            | ((259u64 & !0xfff) << 32)
-            | (70000u64 & 0xff)
-            | ((70000u64 & !0xff) << 12);
+        let (ma, mi) = (259u64, 70000u64);
+        let dev = ((ma & 0xfff) << 8) | ((ma & !0xfff) << 32) | (mi & 0xff) | ((mi & !0xff) << 12);
         assert_eq!((dev_major(dev), dev_minor(dev)), (259, 70000));
     }
 }
