@@ -5,17 +5,21 @@
 //! and openssl.
 
 use std::cell::RefCell;
-use std::process::Command;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fathom_bpf::abi::l7::{L7Counter, L7_PROTO_HTTP, L7_PROTO_TLS};
-use fathom_bpf::l7::tls::LibsslTracker;
+use fathom_bpf::l7::tls::{system_libssl, LibsslTracker};
 use fathom_bpf::l7::{L7Config, L7Event, L7EventKind, L7Role, L7Sensor};
 
 const SCRIPT: &str = r#"
 import os, socket, ssl, sys, threading
 cert, key = sys.argv[1], sys.argv[2]
+if len(sys.argv) > 3:
+    sys.stdin.readline()  # "go": the test has seen this process map its libssl
 srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 srv_ctx.load_cert_chain(cert, key)
 lsock = socket.socket()
@@ -43,6 +47,44 @@ with cli_ctx.wrap_socket(socket.create_connection(("127.0.0.1", port))) as c:
 t.join()
 print(os.getpid(), port, cport, flush=True)
 "#;
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("fathom-tls-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("temp dir");
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A self-signed certificate and its key in `dir`.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    (cert, key)
+}
 
 fn collect(s: &L7Sensor, pid: u32, until: impl Fn(&[L7Event]) -> bool) -> Vec<L7Event> {
     let got = Rc::new(RefCell::new(Vec::new()));
@@ -79,24 +121,8 @@ fn python_tls_client_plaintext_is_reported_once_marked_tls() {
         tracker.warnings
     );
 
-    let dir = std::env::temp_dir().join(format!("fathom-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test",
-        ])
-        .args(["-days", "1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let dir = TempDir::new("plain");
+    let (cert, key) = certificate(&dir.0);
     let out = Command::new("python3")
         .arg("-c")
         .arg(SCRIPT)
@@ -104,7 +130,6 @@ fn python_tls_client_plaintext_is_reported_once_marked_tls() {
         .arg(&key)
         .output()
         .expect("python3");
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
         "{}",
@@ -116,8 +141,12 @@ fn python_tls_client_plaintext_is_reported_once_marked_tls() {
         .map(|n| n.parse().expect("number"))
         .collect();
     let (pid, port, cport) = (nums[0], nums[1] as u16, nums[2] as u16);
+    check_plaintext(&s, pid, port, cport);
+}
 
-    let ev = collect(&s, pid, |e| {
+/// The client's two plaintext events, exact, and no ciphertext after the handshake.
+fn check_plaintext(s: &L7Sensor, pid: u32, port: u16, cport: u16) {
+    let ev = collect(s, pid, |e| {
         e.iter().filter(|e| e.tls).count() >= 2 && e.iter().any(|e| e.kind == L7EventKind::Close)
     });
     let req = b"GET /tls-probe HTTP/1.1\r\nHost: test\r\n\r\n";
@@ -145,4 +174,83 @@ fn python_tls_client_plaintext_is_reported_once_marked_tls() {
         assert!(e.ts_ns < w.ts_ns, "ciphertext after the handshake: {e:?}");
     }
     assert!(s.counter(L7Counter::TlsEvents) >= 2);
+}
+
+#[test]
+fn a_private_libssl_copy_is_attached_while_mapped_then_detached() {
+    let s = L7Sensor::load(&L7Config::default()).expect("load l7.bpf.c (are we root?)");
+    let mut tracker = LibsslTracker::start(&s);
+    let dir = TempDir::new("copy");
+    let (cert, key) = certificate(&dir.0);
+    // A libssl of its own (another inode), as a container or a bundled app would have: loaded
+    // first, it also serves python's `_ssl` (same soname), so the system file is not used.
+    let system = system_libssl();
+    let original = system.first().expect("a system libssl to copy");
+    let copy = dir.0.join("libssl.so.3");
+    std::fs::copy(original, &copy).expect("copy libssl");
+    let copy_name = copy.display().to_string();
+    assert!(
+        !tracker.attached().keys().any(|p| p.ends_with(&copy_name)),
+        "attached before any process maps it"
+    );
+
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(&cert)
+        .arg(&key)
+        .arg("wait")
+        .env("LD_PRELOAD", &copy)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let users = loop {
+        tracker.rescan(&s);
+        let found = tracker
+            .attached()
+            .into_iter()
+            .find(|(p, _)| p.ends_with(&copy_name));
+        if let Some((_, users)) = found {
+            break users;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "copy never attached: {:?} {:?}",
+            tracker.attached(),
+            tracker.warnings
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(users, 1, "only the python process maps the copy");
+
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("go");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u32> = line
+        .split_whitespace()
+        .map(|n| n.parse().expect("number"))
+        .collect();
+    check_plaintext(&s, nums[0], nums[1] as u16, nums[2] as u16);
+
+    // The process is gone: the copy is detached, the system library stays.
+    tracker.rescan(&s);
+    let after = tracker.attached();
+    assert!(
+        !after.keys().any(|p| p.ends_with(&copy_name)),
+        "copy still attached: {after:?}"
+    );
+    assert!(after.keys().any(|p| p.ends_with("(system)")), "{after:?}");
 }
