@@ -1011,4 +1011,15 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
         st["l7"]
     );
     assert_eq!(u64_of(&st, &["l7", "kernel", "events_lost"]), 0);
+    let text = Command::new(fathom())
+        .args(["status", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("fathom status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("tls uprobes on") && l.contains("libssl.so")),
+        "{text}"
+    );
 }
