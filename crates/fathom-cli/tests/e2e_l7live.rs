@@ -844,8 +844,9 @@ fn grpc_python_client_to_server() {
     assert_eq!(only.len(), 2);
 }
 
-/// nginx serving HTTPS (HTTP/1.1) on 443 in `pod` with a self-signed certificate made here.
-fn nginx_tls(pod: &fathom_lab::LabPod, body_len: usize) -> Server {
+/// nginx serving HTTPS on 443 in `pod` with a self-signed certificate made here; `listen`:
+/// the listen options (`ssl`, or `ssl http2` for HTTP/2 by ALPN).
+fn nginx_tls(pod: &fathom_lab::LabPod, listen: &str, body_len: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     std::fs::create_dir_all(dir.path().join("www")).unwrap();
@@ -872,7 +873,7 @@ events {{ worker_connections 64; }}
 http {{
   access_log off;
   client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
-  server {{ listen 443 ssl; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {d}/www; }}
+  server {{ listen 443 {listen}; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {d}/www; }}
 }}
 "
     );
@@ -900,7 +901,7 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
     let agent = l7_agent();
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
-    let _nginx = nginx_tls(&b, 1234);
+    let _nginx = nginx_tls(&b, "ssl", 1234);
     let dir = tempfile::tempdir().unwrap();
     let keylog = dir.path().join("keys.log");
     let dump = Tcpdump::start(&b, dir.path(), "tcp port 443");
@@ -1022,4 +1023,56 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
             .any(|l| l.contains("tls uprobes on") && l.contains("libssl.so")),
         "{text}"
     );
+}
+
+#[test]
+fn h2_over_tls_curl_to_nginx_plaintext_through_openssl_uprobes() {
+    let _s = serial();
+    let lab = lab("l7tls2");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _nginx = nginx_tls(&b, "ssl http2", 321);
+    let base = format!("https://{}", b.ipv4);
+    let h2 = |url: String| {
+        run_in(
+            &a,
+            "curl",
+            &[
+                "-s",
+                "-k",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                &url,
+            ],
+        )
+    };
+    let (pid, ok) = h2(format!("{base}/file"));
+    let (pid_nf, nf) = h2(format!("{base}/nothing"));
+    assert_eq!(
+        (ok.as_str(), nf.as_str()),
+        ("2 200", "2 404"),
+        "HTTP/2 by ALPN"
+    );
+
+    let recs = agent.wait_for(&["--last", "1000"], "two HTTP/2 records", |r| {
+        l7_of(r, "http2").len() >= 2
+    });
+    let h2 = l7_of(&recs, "http2");
+    assert_eq!(h2.len(), 2, "{h2:#?}");
+    for (path, status, pid) in [("/file", 200, pid), ("/nothing", 404, pid_nf)] {
+        let r = *h2
+            .iter()
+            .find(|r| r["http2"]["path"] == path)
+            .unwrap_or_else(|| panic!("no {path} in {h2:#?}"));
+        assert_eq!(r["http2"]["method"], "GET");
+        assert_eq!(r["http2"]["status"], status);
+        assert_eq!(r["tls_plaintext"], true);
+        assert_eq!(u64_of(r, &["destination", "port"]), 443);
+        assert_pods_and_client(r, "curl", pid);
+    }
+    assert!(l7_of(&recs, "http").is_empty(), "{recs:#?}");
 }
