@@ -844,6 +844,15 @@ fn grpc_python_client_to_server() {
     assert_eq!(only.len(), 2);
 }
 
+/// L7 records of one protocol to port 443: other processes on the host (other tests) speak
+/// HTTP too.
+fn https<'a>(recs: &'a [Value], proto: &str) -> Vec<&'a Value> {
+    l7_of(recs, proto)
+        .into_iter()
+        .filter(|r| u64_of(r, &["destination", "port"]) == 443)
+        .collect()
+}
+
 /// nginx serving HTTPS on 443 in `pod` with a self-signed certificate made here; `listen`:
 /// the listen options (`ssl`, or `ssl http2` for HTTP/2 by ALPN).
 fn nginx_tls(pod: &fathom_lab::LabPod, listen: &str, body_len: usize) -> Server {
@@ -942,9 +951,9 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
     let pcap = dump.stop();
 
     let recs = agent.wait_for(&["--last", "1000"], "three HTTPS records", |r| {
-        l7_of(r, "http").len() >= 3
+        https(r, "http").len() >= 3
     });
-    let http = l7_of(&recs, "http");
+    let http = https(&recs, "http");
     assert_eq!(
         http.len(),
         3,
@@ -1059,9 +1068,9 @@ fn h2_over_tls_curl_to_nginx_plaintext_through_openssl_uprobes() {
     );
 
     let recs = agent.wait_for(&["--last", "1000"], "two HTTP/2 records", |r| {
-        l7_of(r, "http2").len() >= 2
+        https(r, "http2").len() >= 2
     });
-    let h2 = l7_of(&recs, "http2");
+    let h2 = https(&recs, "http2");
     assert_eq!(h2.len(), 2, "{h2:#?}");
     for (path, status, pid) in [("/file", 200, pid), ("/nothing", 404, pid_nf)] {
         let r = *h2
@@ -1074,5 +1083,5 @@ fn h2_over_tls_curl_to_nginx_plaintext_through_openssl_uprobes() {
         assert_eq!(u64_of(r, &["destination", "port"]), 443);
         assert_pods_and_client(r, "curl", pid);
     }
-    assert!(l7_of(&recs, "http").is_empty(), "{recs:#?}");
+    assert!(https(&recs, "http").is_empty(), "{recs:#?}");
 }
