@@ -11,7 +11,7 @@ export FATHOM_CORPUS ?= $(abspath $(CURDIR)/../shared/corpus)
 DEB_PACKAGES := iputils-ping nmap hping3 clang llvm libelf-dev zlib1g-dev pkg-config bpftool iproute2 make gcc \
 	curl nginx iperf3 python3 tcpdump tshark dnsutils procps iptables prometheus tmux chromium chromium-driver \
 	dnsmasq-base redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
-	libdbd-mariadb-perl python3-grpcio nghttp2-client g++ wrk
+	libdbd-mariadb-perl python3-grpcio nghttp2-client g++ wrk openssl
 
 .PHONY: all deps build release run test check-clean bench bench-l7 bench-replay bench-shield-flood fuzz vmlinux fmt clippy lint clean
 

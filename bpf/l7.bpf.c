@@ -24,6 +24,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "fathom.h"
 #include "common.h"
 
@@ -64,8 +65,13 @@ struct conn {
 	__u8 family;
 	__u8 l4proto;
 	__u8 pending_calls;
-	__u16 pad;
+	__u8 tls_proto; /* guess on the TLS plaintext (tls.bpf.c); 0 until decided */
+	__u8 flags;     /* CONN_F_* */
 };
+
+#define CONN_F_TLS_COVERED (1 << 0) /* seen inside SSL_read/SSL_write: ciphertext never shipped */
+#define CONN_F_PEER_LOCAL (1 << 1)  /* server end of a client on this node: nothing shipped */
+#define CONN_F_TLS_MUTED (1 << 2)   /* TLS plaintext of no known protocol: never shipped */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -184,6 +190,9 @@ static __always_inline struct conn *conn_for(__u32 tgid, __s32 fd)
 	return bpf_map_lookup_elem(&l7_conns, &k);
 }
 
+/* tls.bpf.c (included at the end): the TLS library calls in flight, and where they wrote. */
+static __always_inline int tls_note_fd(__u64 id, __s32 fd, struct conn *c);
+
 static __always_inline int enter(__s32 fd, __u64 buf, __u32 iovcnt, __u64 addr, __u8 kind,
 				 __u8 direction)
 {
@@ -193,6 +202,8 @@ static __always_inline int enter(__s32 fd, __u64 buf, __u32 iovcnt, __u64 addr, 
 		return 0;
 	struct conn *c = conn_for(tgid, fd);
 	if (!c || c->state == ST_NOT_SOCKET)
+		return 0;
+	if (tls_note_fd(id, fd, c) || (c->flags & CONN_F_TLS_COVERED))
 		return 0;
 	if (c->state == ST_MUTED) {
 		count(FATHOM_L7_CNT_CALLS_MUTED, 1);
@@ -423,6 +434,29 @@ static __always_inline void process_comm(char *comm)
 		bpf_get_current_comm(comm, FATHOM_COMM_LEN);
 }
 
+/*
+ * A pending TCP server end whose client is on this node is muted (returns 1). Decided at the
+ * first data, not at accept: by then the client's connect() has returned and registered it
+ * (accept can return first on loopback).
+ */
+static __always_inline int mute_if_peer_local(struct conn *c)
+{
+	if (c->state != ST_PENDING || c->role != FATHOM_L7_ROLE_SERVER ||
+	    c->l4proto != IPPROTO_TCP)
+		return 0;
+	struct local_conn_key lk = {};
+	local_key(c, 0, &lk);
+	if (!bpf_map_lookup_elem(&l7_local_clients, &lk))
+		return 0;
+	c->state = ST_MUTED;
+	c->flags |= CONN_F_PEER_LOCAL;
+	count(FATHOM_L7_CNT_PEER_LOCAL, 1);
+	return 1;
+}
+
+static __always_inline int ship(struct scratch *s, struct conn *c, __u64 id, __s32 fd, long ret,
+				__u32 n, __u8 direction, __u8 protocol, __u8 flags);
+
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -473,18 +507,8 @@ static __always_inline int leave(long ret)
 	__u32 want = (__u64)ret < cap ? (__u32)ret : cap;
 	__u32 n = copy_payload(s, &a, want);
 
-	if (c->state == ST_PENDING && c->role == FATHOM_L7_ROLE_SERVER &&
-	    c->l4proto == IPPROTO_TCP) {
-		/* Decided at the first data, not at accept: by then the client's connect() has
-		 * returned and registered it (accept can return first on loopback). */
-		struct local_conn_key lk = {};
-		local_key(c, 0, &lk);
-		if (bpf_map_lookup_elem(&l7_local_clients, &lk)) {
-			c->state = ST_MUTED;
-			count(FATHOM_L7_CNT_PEER_LOCAL, 1);
-			return 0;
-		}
-	}
+	if (mute_if_peer_local(c))
+		return 0;
 	if (c->state == ST_PENDING) {
 		__u8 p = guess(s->data, n, e->local_port, e->remote_port);
 		if (p == 0xff) {
@@ -507,20 +531,31 @@ static __always_inline int leave(long ret)
 		return 0;
 	}
 	c->bytes += ret;
+	return ship(s, c, id, a.fd, ret, n, a.direction, c->protocol, 0);
+}
 
+/*
+ * Fill the event header in s (its tuple already read) and put header + n bytes of s->data on
+ * the ring. Shared by the syscall exits and the TLS uprobes.
+ */
+static __always_inline int ship(struct scratch *s, struct conn *c, __u64 id, __s32 fd, long ret,
+				__u32 n, __u8 direction, __u8 protocol, __u8 flags)
+{
+	struct fathom_l7_event *e = &s->ev;
+	struct sock *sk = (struct sock *)c->sk;
 	e->type = FATHOM_EV_L7_DATA;
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
-	e->fd = a.fd;
+	e->fd = fd;
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->ret = ret;
 	e->data_len = n;
-	e->direction = a.direction;
-	e->protocol = c->protocol;
+	e->direction = direction;
+	e->protocol = protocol;
 	e->role = c->role;
-	e->flags = (__u64)ret > n ? FATHOM_L7_F_TRUNCATED : 0;
+	e->flags = flags | ((__u64)ret > n ? FATHOM_L7_F_TRUNCATED : 0);
 	e->family = c->family;
 	e->l4proto = c->l4proto;
 	e->pad = 0;
@@ -741,7 +776,8 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx)
 	struct conn *c = bpf_map_lookup_elem(&l7_conns, &k);
 	if (!c)
 		return 0;
-	if (c->state == ST_ACTIVE || (c->state == ST_UDP && c->protocol)) {
+	if (c->state == ST_ACTIVE || (c->state == ST_UDP && c->protocol) ||
+	    (c->flags & CONN_F_TLS_COVERED)) {
 		struct fathom_l7_event *e = bpf_ringbuf_reserve(&l7_events, sizeof(*e), 0);
 		if (e) {
 			__builtin_memset(e, 0, sizeof(*e));
@@ -771,5 +807,7 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx)
 	bpf_map_delete_elem(&l7_conns, &k);
 	return 0;
 }
+
+#include "tls.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -46,6 +46,10 @@ enum fathom_l7_proto {
 #define FATHOM_L7_F_TRUNCATED (1u << 0) /* the call moved more bytes than were copied */
 #define FATHOM_L7_F_TLS (1u << 1)       /* plaintext from TLS library uprobes */
 
+/* Attach cookie of the libssl uprobes (tls.bpf.c): which function the probe is on. */
+#define FATHOM_TLS_COOKIE_READ (1u << 0) /* SSL_read / SSL_read_ex (else a write) */
+#define FATHOM_TLS_COOKIE_EX (1u << 1)   /* the _ex form: length through a size_t * */
+
 /* Per-CPU counters of l7.bpf.c (map l7_counters), indexed by this enum. */
 enum fathom_l7_counter {
 	FATHOM_L7_CNT_EVENTS_SENT = 0,
@@ -57,6 +61,8 @@ enum fathom_l7_counter {
 	FATHOM_L7_CNT_BYTES_SHIPPED,  /* payload bytes put on the ringbuf */
 	FATHOM_L7_CNT_MAP_FULL,       /* state map refused an insert */
 	FATHOM_L7_CNT_PEER_LOCAL,     /* accepted sockets whose client is on this node: not shipped */
+	FATHOM_L7_CNT_TLS_EVENTS,     /* TLS plaintext events shipped (uprobes) */
+	FATHOM_L7_CNT_TLS_NO_FD,      /* TLS plaintext of a call whose socket was never seen: dropped */
 	FATHOM_L7_CNT_MAX,
 };
 

@@ -4,7 +4,9 @@
 #   - wrk from pod x/a against nginx in pod y/b: requests/s with the agent running without and
 #     with --l7 (ratio), the agent's user CPU per request (utime from /proc/PID/stat), and the
 #     L7 events lost (kernel ring full) at that rate;
-#   - iperf3 x/a -> y/b: throughput with no agent vs the agent with everything on (ratio).
+#   - iperf3 x/a -> y/b: throughput with no agent vs the agent with everything on (ratio);
+#   - wrk over HTTPS (nginx ssl, OpenSSL on both ends): requests/s without and with --l7, where
+#     every request costs the TLS uprobes (SSL_write/SSL_read entry + return) on both ends.
 # Usage: scripts/bench-l7.sh [SECONDS] (default 10). FATHOM=path/to/fathom picks the binary
 # (default: a release build). Everything it creates (lab, agents, servers, temp dir) is removed
 # on exit.
@@ -46,8 +48,10 @@ daemon off; master_process off; worker_processes 1; user root; pid $dir/nginx.pi
 events { worker_connections 1024; }
 http { access_log off; client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
   uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp; keepalive_requests 1000000;
-  server { listen 80; root $dir/www; } }
+  server { listen 80; root $dir/www; }
+  server { listen 443 ssl; ssl_certificate $dir/cert.pem; ssl_certificate_key $dir/key.pem; root $dir/www; } }
 EOF
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=bench -days 1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 "$FATHOM" lab exec --lab "$lab" y/b -- nginx -c "$dir/nginx.conf" -p "$dir" & pids+=($!)
 "$FATHOM" lab exec --lab "$lab" y/b -- iperf3 -s -p 5201 >/dev/null 2>&1 & pids+=($!)
 sleep 1
@@ -66,8 +70,8 @@ stop_agent() {
 	kill -INT "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=""
 }
 utime() { awk '{print $14}' "/proc/$1/stat"; }
-wrk_rps() {
-	"$FATHOM" lab exec --lab "$lab" x/a -- wrk -t2 -c32 -d"${secs}s" "http://$b_ip/file" |
+wrk_rps() { # [scheme]
+	"$FATHOM" lab exec --lab "$lab" x/a -- wrk -t2 -c32 -d"${secs}s" "${1:-http}://$b_ip/file" |
 		awk '/Requests\/sec/ {print $2}'
 }
 iperf_mbps() {
@@ -109,3 +113,12 @@ mbps_all=$(iperf_mbps)
 muted=$("$FATHOM" status -o json --socket "$dir/agent.sock" | python3 -c 'import json,sys; print(json.load(sys.stdin)["l7"]["kernel"].get("calls_muted", 0))')
 stop_agent
 python3 -c "import sys; a,f,b=map(float,sys.argv[1:4]); print(f'iperf3 Mbit/s: no agent {a:,.1f}, agent without L7 {f:,.1f} (ratio {f/a:.3f}), agent with everything on {b:,.1f} (ratio {b/a:.3f}; vs without L7 {b/f:.3f}); muted syscalls {sys.argv[4]}')" "$mbps_none" "$mbps_flows" "$mbps_all" "$muted"
+
+start_agent
+tls_off=$(wrk_rps https)
+stop_agent
+start_agent --l7
+tls_on=$(wrk_rps https)
+tls_k=$("$FATHOM" status -o json --socket "$dir/agent.sock" | python3 -c 'import json,sys; k=json.load(sys.stdin)["l7"]["kernel"]; print(k.get("tls_events", 0), k.get("events_lost", 0))')
+stop_agent
+python3 -c "import sys; a,b=map(float,sys.argv[1:3]); t,l=sys.argv[3].split(); print(f'wrk HTTPS requests/s: agent without L7 {a:,.0f}, with L7 + TLS uprobes {b:,.0f}, ratio {b/a:.3f}; TLS plaintext events {int(t):,}, lost {int(l):,}')" "$tls_off" "$tls_on" "$tls_k"

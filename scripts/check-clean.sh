@@ -15,7 +15,7 @@ if ls -d /sys/fs/bpf/fathom-test-* >/dev/null 2>&1; then
 	echo "test pin dirs left under /sys/fs/bpf:"; ls -d /sys/fs/bpf/fathom-test-*; left=1
 fi
 if command -v bpftool >/dev/null && ! pgrep -f "fathom agent" >/dev/null; then
-	progs=$(bpftool prog show 2>/dev/null | grep -oE "name (flow_ingress|flow_egress|sock_state_\w+|proc_\w+|policy_\w+|shield_xdp|l7_\w+)" | sort -u)
+	progs=$(bpftool prog show 2>/dev/null | grep -oE "name (flow_ingress|flow_egress|sock_state_\w+|proc_\w+|policy_\w+|shield_xdp|l7_\w+|tls_enter|tls_exit)" | sort -u)
 	if [ -n "$progs" ]; then echo "Fathom programs still loaded:"; echo "$progs"; left=1; fi
 fi
 if [ $left -eq 0 ]; then echo "check-clean: nothing left behind"; fi

@@ -50,6 +50,7 @@ fn main() {
         "policy.h",
         "shield.h",
         "l7.h",
+        "tls.bpf.c",
     ] {
         println!("cargo:rerun-if-changed={}", bpf_dir.join(hdr).display());
     }

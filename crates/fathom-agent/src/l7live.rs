@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use fathom_bpf::l7::tls::LibsslTracker;
 use fathom_bpf::l7::{L7Config, L7Event, L7EventKind, L7Role, L7Sensor};
 use fathom_enrich::Enricher;
 use fathom_l7::live::{LiveOptions, SocketChunk, SocketRole, SocketStreams};
@@ -55,8 +56,13 @@ pub struct L7Status {
     pub gap_bytes: u64,
     pub duplicates: u64,
     pub attach: Vec<String>,
+    /// libssl files carrying the TLS uprobes → processes mapping them (system ones stay).
+    pub tls_libraries: BTreeMap<String, usize>,
     pub warnings: Vec<String>,
 }
+
+/// libssl files are looked for in new and exec'd processes this often.
+const TLS_RESCAN: Duration = Duration::from_secs(2);
 
 /// What the L7 thread publishes into.
 pub struct L7Io {
@@ -171,6 +177,10 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                 .into_iter()
                 .map(|a| a.target)
                 .collect();
+            // TLS plaintext: uprobes on the system libssl now, on other libssl files as
+            // processes map them (rescanned below).
+            let mut tls = LibsslTracker::start(&sensor);
+            let mut next_tls_scan = Instant::now() + TLS_RESCAN;
             let _ = ready_tx.send(Ok(()));
 
             let mut streams = SocketStreams::new(LiveOptions {
@@ -193,10 +203,16 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                 for r in out.drain(..) {
                     p.publish(r);
                 }
+                if Instant::now() >= next_tls_scan {
+                    tls.rescan(&sensor);
+                    next_tls_scan = Instant::now() + TLS_RESCAN;
+                }
                 if Instant::now() >= next_refresh {
                     p.inventory = Inventory::current();
                     if let Ok(mut st) = status.lock() {
                         fill_status(&mut st, &sensor, &streams, events, &bad, &attach);
+                        st.tls_libraries = tls.attached();
+                        st.warnings.extend(tls.warnings.iter().cloned());
                     }
                     next_refresh = Instant::now() + Duration::from_secs(1);
                 }
@@ -208,6 +224,7 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                 p.publish(r);
             }
             drop(rb);
+            drop(tls);
             drop(sensor);
             tracing::info!("l7 capture detached");
         })?;
@@ -269,6 +286,7 @@ fn fill_status(
         gap_bytes: s.gap_bytes,
         duplicates: s.duplicates,
         attach: attach.to_vec(),
+        tls_libraries: BTreeMap::new(),
         warnings: sensor.warnings.clone(),
     };
 }

@@ -28,5 +28,8 @@ const struct fathom_layout_entry fathom_abi_l7_layout[] = {
 	{ "enum.FATHOM_L7_CNT_MAX", FATHOM_L7_CNT_MAX },
 	{ "const.FATHOM_L7_F_TLS", FATHOM_L7_F_TLS },
 	{ "const.FATHOM_L7_ROLE_SERVER", FATHOM_L7_ROLE_SERVER },
+	{ "const.FATHOM_TLS_COOKIE_READ", FATHOM_TLS_COOKIE_READ },
+	{ "const.FATHOM_TLS_COOKIE_EX", FATHOM_TLS_COOKIE_EX },
+	{ "enum.FATHOM_L7_CNT_TLS_NO_FD", FATHOM_L7_CNT_TLS_NO_FD },
 	{ 0, 0 },
 };

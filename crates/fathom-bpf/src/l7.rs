@@ -6,6 +6,8 @@
 //! and degrades per tracepoint: a syscall whose tracepoint is missing is reported in
 //! `warnings` and the others still work.
 
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::mem::{size_of, MaybeUninit};
 use std::net::SocketAddr;

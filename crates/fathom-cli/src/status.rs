@@ -127,6 +127,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<i32> {
     }
 
     print_shield(&st.shield);
+    print_l7(&st.l7);
 
     println!("\nFEATURES (kernel {})", s(&st.features["kernel"]));
     for f in st.features["features"].as_array().unwrap_or(&empty) {
@@ -192,5 +193,32 @@ fn print_shield(sh: &Value) {
     }
     for e in sh["errors"].as_array().unwrap_or(&empty) {
         println!("  error: {}", s(e));
+    }
+}
+
+/// Live L7 capture: the kernel counters and the libssl files carrying the TLS uprobes.
+fn print_l7(l7: &Value) {
+    if !l7["enabled"].as_bool().unwrap_or(false) {
+        return;
+    }
+    println!("\nL7 CAPTURE");
+    for k in ["events", "records", "streams", "decode_errors"] {
+        println!("  {k:<22} {}", s(&l7[k]));
+    }
+    if let Some(c) = l7["kernel"].as_object() {
+        for (k, v) in c {
+            println!("  kernel_{k:<15} {}", s(v));
+        }
+    }
+    match l7["tls_libraries"].as_object() {
+        Some(libs) if !libs.is_empty() => {
+            for (path, users) in libs {
+                println!("  tls uprobes on {path} ({} processes)", s(users));
+            }
+        }
+        _ => println!("  tls uprobes: none attached (no OpenSSL libssl found)"),
+    }
+    for w in l7["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", s(w));
     }
 }

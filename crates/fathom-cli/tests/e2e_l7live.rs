@@ -843,3 +843,245 @@ fn grpc_python_client_to_server() {
     ]);
     assert_eq!(only.len(), 2);
 }
+
+/// L7 records of one protocol to port 443: other processes on the host (other tests) speak
+/// HTTP too.
+fn https<'a>(recs: &'a [Value], proto: &str) -> Vec<&'a Value> {
+    l7_of(recs, proto)
+        .into_iter()
+        .filter(|r| u64_of(r, &["destination", "port"]) == 443)
+        .collect()
+}
+
+/// nginx serving HTTPS on 443 in `pod` with a self-signed certificate made here; `listen`:
+/// the listen options (`ssl`, or `ssl http2` for HTTP/2 by ALPN).
+fn nginx_tls(pod: &fathom_lab::LabPod, listen: &str, body_len: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    std::fs::write(dir.path().join("www/file"), vec![b's'; body_len]).unwrap();
+    let cert = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .expect("openssl");
+    assert!(
+        cert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cert.stderr)
+    );
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; user root; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  server {{ listen 443 {listen}; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {d}/www; }}
+}}
+"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = pod
+        .command("nginx")
+        .arg("-c")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("-p")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let bg = Bg(child);
+    pod.wait_for_tcp_listen(443, Duration::from_secs(10))
+        .expect("nginx listening on :443");
+    Server { _bg: bg, _dir: dir }
+}
+
+#[test]
+fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
+    let _s = serial();
+    let lab = lab("l7tls");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _nginx = nginx_tls(&b, "ssl", 1234);
+    let dir = tempfile::tempdir().unwrap();
+    let keylog = dir.path().join("keys.log");
+    let dump = Tcpdump::start(&b, dir.path(), "tcp port 443");
+
+    let base = format!("https://{}", b.ipv4);
+    let curl = |extra: &[&str], url: String| {
+        let mut args = vec![
+            "-s",
+            "-k",
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ];
+        args.extend_from_slice(extra);
+        let child = a
+            .command("curl")
+            .args(&args)
+            .arg(&url)
+            // The oracle's key: tshark decrypts the capture with curl's session secrets.
+            .env("SSLKEYLOGFILE", &keylog)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("curl");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait curl");
+        (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (pid_ok, ok) = curl(&[], format!("{base}/file"));
+    let (pid_nf, nf) = curl(&[], format!("{base}/missing?tls=1"));
+    let (pid_post, post) = curl(&["-X", "POST", "-d", "a=1"], format!("{base}/file"));
+    assert_eq!(
+        (ok.as_str(), nf.as_str(), post.as_str()),
+        ("200", "404", "405")
+    );
+    let pcap = dump.stop();
+
+    let recs = agent.wait_for(&["--last", "1000"], "three HTTPS records", |r| {
+        https(r, "http").len() >= 3
+    });
+    let http = https(&recs, "http");
+    assert_eq!(
+        http.len(),
+        3,
+        "one record per request: curl's plaintext, not nginx's too: {http:#?}"
+    );
+    let find = |path: &str, method: &str| {
+        *http
+            .iter()
+            .find(|r| r["http"]["path"] == path && r["http"]["method"] == method)
+            .unwrap_or_else(|| panic!("no {method} {path} in {http:#?}"))
+    };
+    for (r, status, pid) in [
+        (find("/file", "GET"), 200, pid_ok),
+        (find("/missing?tls=1", "GET"), 404, pid_nf),
+        (find("/file", "POST"), 405, pid_post),
+    ] {
+        assert_eq!(r["http"]["status"], status, "{r:#}");
+        assert_eq!(r["tls_plaintext"], true, "{r:#}");
+        assert_eq!(u64_of(r, &["destination", "port"]), 443);
+        assert_pods_and_client(r, "curl", pid);
+    }
+    assert_eq!(
+        find("/file", "GET")["http"]["response_content_length"],
+        1234
+    );
+
+    // Oracle: tshark decrypts the capture with curl's key log; every request it sees, Fathom
+    // reported.
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(&pcap)
+        .arg("-o")
+        .arg(format!("tls.keylog_file:{}", keylog.display()))
+        .args(["-Y", "http.request", "-T", "fields"])
+        .args(["-e", "http.request.method", "-e", "http.request.uri"]);
+    let out = cmd.output().expect("tshark");
+    let wire: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(wire.len(), 3, "tshark decrypted {wire:?}");
+    for line in &wire {
+        let mut f = line.split('\t');
+        let (m, u) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        assert!(
+            http.iter()
+                .any(|r| r["http"]["method"] == m && r["http"]["path"] == u),
+            "tshark saw {m} {u}, Fathom did not: {http:#?}"
+        );
+    }
+
+    let st = agent.status();
+    let libs = st["l7"]["tls_libraries"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        libs.keys().any(|p| p.contains("libssl.so")),
+        "status names the libssl carrying the uprobes: {:#}",
+        st["l7"]
+    );
+    assert!(
+        u64_of(&st, &["l7", "kernel", "tls_events"]) >= 6,
+        "{:#}",
+        st["l7"]
+    );
+    assert_eq!(u64_of(&st, &["l7", "kernel", "events_lost"]), 0);
+    let text = Command::new(fathom())
+        .args(["status", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("fathom status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("tls uprobes on") && l.contains("libssl.so")),
+        "{text}"
+    );
+}
+
+#[test]
+fn h2_over_tls_curl_to_nginx_plaintext_through_openssl_uprobes() {
+    let _s = serial();
+    let lab = lab("l7tls2");
+    let agent = l7_agent();
+    let a = lab.pod("x/a").expect("pod x/a").clone();
+    let b = lab.pod("y/b").expect("pod y/b").clone();
+    let _nginx = nginx_tls(&b, "ssl http2", 321);
+    let base = format!("https://{}", b.ipv4);
+    let h2 = |url: String| {
+        run_in(
+            &a,
+            "curl",
+            &[
+                "-s",
+                "-k",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                &url,
+            ],
+        )
+    };
+    let (pid, ok) = h2(format!("{base}/file"));
+    let (pid_nf, nf) = h2(format!("{base}/nothing"));
+    assert_eq!(
+        (ok.as_str(), nf.as_str()),
+        ("2 200", "2 404"),
+        "HTTP/2 by ALPN"
+    );
+
+    let recs = agent.wait_for(&["--last", "1000"], "two HTTP/2 records", |r| {
+        https(r, "http2").len() >= 2
+    });
+    let h2 = https(&recs, "http2");
+    assert_eq!(h2.len(), 2, "{h2:#?}");
+    for (path, status, pid) in [("/file", 200, pid), ("/nothing", 404, pid_nf)] {
+        let r = *h2
+            .iter()
+            .find(|r| r["http2"]["path"] == path)
+            .unwrap_or_else(|| panic!("no {path} in {h2:#?}"));
+        assert_eq!(r["http2"]["method"], "GET");
+        assert_eq!(r["http2"]["status"], status);
+        assert_eq!(r["tls_plaintext"], true);
+        assert_eq!(u64_of(r, &["destination", "port"]), 443);
+        assert_pods_and_client(r, "curl", pid);
+    }
+    assert!(https(&recs, "http").is_empty(), "{recs:#?}");
+}

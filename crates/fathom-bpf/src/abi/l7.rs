@@ -19,6 +19,10 @@ pub const L7_ROLE_SERVER: u8 = 2;
 pub const L7_F_TRUNCATED: u8 = 1 << 0;
 pub const L7_F_TLS: u8 = 1 << 1;
 
+/// Attach cookies of the libssl uprobes (`FATHOM_TLS_COOKIE_*`).
+pub const TLS_COOKIE_READ: u64 = 1 << 0;
+pub const TLS_COOKIE_EX: u64 = 1 << 1;
+
 /// `enum fathom_l7_proto`: the kernel's guess from a connection's first bytes.
 pub const L7_PROTO_UNKNOWN: u8 = 0;
 pub const L7_PROTO_HTTP: u8 = 1;
@@ -43,9 +47,11 @@ pub enum L7Counter {
     BytesShipped,
     MapFull,
     PeerLocal,
+    TlsEvents,
+    TlsNoFd,
 }
 
-pub const L7_COUNTER_MAX: usize = 9;
+pub const L7_COUNTER_MAX: usize = 11;
 
 impl L7Counter {
     pub const ALL: [L7Counter; L7_COUNTER_MAX] = [
@@ -58,6 +64,8 @@ impl L7Counter {
         L7Counter::BytesShipped,
         L7Counter::MapFull,
         L7Counter::PeerLocal,
+        L7Counter::TlsEvents,
+        L7Counter::TlsNoFd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +79,8 @@ impl L7Counter {
             L7Counter::BytesShipped => "bytes_shipped",
             L7Counter::MapFull => "map_full",
             L7Counter::PeerLocal => "peer_local",
+            L7Counter::TlsEvents => "tls_events",
+            L7Counter::TlsNoFd => "tls_no_fd",
         }
     }
 }
@@ -162,6 +172,12 @@ mod tests {
         rust.insert("enum.FATHOM_L7_CNT_MAX".into(), L7_COUNTER_MAX as u64);
         rust.insert("const.FATHOM_L7_F_TLS".into(), L7_F_TLS as u64);
         rust.insert("const.FATHOM_L7_ROLE_SERVER".into(), L7_ROLE_SERVER as u64);
+        rust.insert("const.FATHOM_TLS_COOKIE_READ".into(), TLS_COOKIE_READ);
+        rust.insert("const.FATHOM_TLS_COOKIE_EX".into(), TLS_COOKIE_EX);
+        rust.insert(
+            "enum.FATHOM_L7_CNT_TLS_NO_FD".into(),
+            L7Counter::TlsNoFd as u64,
+        );
         assert_eq!(rust, c_layout(), "bpf/l7.h and src/abi/l7.rs disagree");
     }
 
