@@ -48,6 +48,14 @@ struct {
 } shield_blocklist SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144); /* one per blocklist entry at most */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fathom_shield_lpm_key);
+	__type(value, struct fathom_shield_note);
+} shield_notes SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 16384);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -72,6 +72,13 @@ struct fathom_shield_block {
 	__u32 pad;
 };
 
+/* Why a CIDR is blocked (UTF-8, NUL-padded): user space only, but pinned next to the blocklist
+ * so that a restarted agent still knows. Never read by the program. */
+#define FATHOM_SHIELD_NOTE_LEN 120
+struct fathom_shield_note {
+	__u8 text[FATHOM_SHIELD_NOTE_LEN];
+};
+
 /* Allowlist value (presence is what matters). */
 struct fathom_shield_allow {
 	__u32 flags;

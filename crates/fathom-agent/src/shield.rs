@@ -130,7 +130,6 @@ pub type Emit = Arc<dyn Fn(Record) + Send + Sync>;
 struct Inner {
     shield: Shield,
     /// Reasons given by operators, by CIDR (user space only: the kernel keeps no text).
-    reasons: std::collections::BTreeMap<IpNet, String>,
     errors: Vec<String>,
 }
 
@@ -166,7 +165,6 @@ impl ShieldService {
         Ok(Arc::new(ShieldService {
             inner: Mutex::new(Inner {
                 shield,
-                reasons: Default::default(),
                 errors: Vec::new(),
             }),
             cfg: cfg.clone(),
@@ -212,17 +210,14 @@ impl ShieldService {
         let expires = req
             .for_secs
             .map(|s| boot_time_ns().saturating_add(s.saturating_mul(1_000_000_000)));
-        let mut g = self
+        let g = self
             .inner
             .lock()
             .map_err(|_| "shield state poisoned".to_string())?;
         g.shield
-            .block(&net, expires, origin)
+            .set_note(&net, req.reason.as_deref())
+            .and_then(|()| g.shield.block(&net, expires, origin))
             .map_err(|e| format!("blocking {net}: {e}"))?;
-        match &req.reason {
-            Some(r) => g.reasons.insert(net, r.clone()),
-            None => g.reasons.remove(&net),
-        };
         drop(g);
         let dur = req
             .for_secs
@@ -246,15 +241,15 @@ impl ShieldService {
     /// Ok(false): it was not blocked.
     pub fn unblock(&self, cidr: &str) -> Result<bool, String> {
         let net = parse_cidr(cidr)?;
-        let mut g = self
+        let g = self
             .inner
             .lock()
             .map_err(|_| "shield state poisoned".to_string())?;
+        let reason = g.shield.note(&net);
         let was = g
             .shield
             .unblock(&net)
             .map_err(|e| format!("unblocking {net}: {e}"))?;
-        let reason = g.reasons.remove(&net);
         drop(g);
         if was {
             self.audit(
@@ -280,7 +275,7 @@ impl ShieldService {
                 cidr: b.cidr.to_string(),
                 expires_in_secs: b.expires_ns.map(|t| t.saturating_sub(now) as f64 / 1e9),
                 origin: origin_name(b.origin).into(),
-                reason: g.reasons.get(&b.cidr).cloned(),
+                reason: b.reason,
             })
             .collect()
     }
@@ -288,13 +283,7 @@ impl ShieldService {
     /// Remove lapsed blocks and audit each.
     pub fn reap(&self) {
         let gone = match self.inner.lock() {
-            Ok(mut g) => {
-                let gone = g.shield.reap_expired(boot_time_ns());
-                for e in &gone {
-                    g.reasons.remove(&e.cidr);
-                }
-                gone
-            }
+            Ok(g) => g.shield.reap_expired(boot_time_ns()),
             Err(_) => return,
         };
         for e in gone {
@@ -302,7 +291,7 @@ impl ShieldService {
                 kind::SHIELD_EXPIRED,
                 &e.cidr,
                 format!("block of {} expired", e.cidr),
-                None,
+                e.reason.as_deref(),
                 Some(format!("blocklist remove {}", e.cidr)),
             );
         }

@@ -71,6 +71,8 @@ const struct fathom_layout_entry fathom_shield_abi_layout[] = {
 	SZ(fathom_shield_block)
 	OFF(fathom_shield_block, expires_ns) OFF(fathom_shield_block, added_ns)
 	OFF(fathom_shield_block, origin) OFF(fathom_shield_block, pad)
+	SZ(fathom_shield_note) OFF(fathom_shield_note, text)
+	{ "const.FATHOM_SHIELD_NOTE_LEN", FATHOM_SHIELD_NOTE_LEN },
 	SZ(fathom_shield_allow)
 	OFF(fathom_shield_allow, flags) OFF(fathom_shield_allow, pad)
 	SZ(fathom_shield_config)

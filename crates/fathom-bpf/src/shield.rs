@@ -20,9 +20,9 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use serde::Serialize;
 
 use crate::abi::shield::{
-    ShieldAllowRaw, ShieldBlockRaw, ShieldConfigRaw, ShieldEventRaw, ShieldLpmKeyRaw, ShieldProto,
-    ShieldReason, ShieldStat, EV_SHIELD_DROP, MODE_MONITOR, SHIELD_PROTO_MAX, SHIELD_REASON_MAX,
-    SHIELD_STAT_MAX,
+    ShieldAllowRaw, ShieldBlockRaw, ShieldConfigRaw, ShieldEventRaw, ShieldLpmKeyRaw,
+    ShieldNoteRaw, ShieldProto, ShieldReason, ShieldStat, EV_SHIELD_DROP, MODE_MONITOR,
+    SHIELD_NOTE_LEN, SHIELD_PROTO_MAX, SHIELD_REASON_MAX, SHIELD_STAT_MAX,
 };
 use crate::abi::Pod;
 use crate::error::BpfError;
@@ -40,6 +40,7 @@ pub const PINNED_MAPS: &[&str] = &[
     "shield_drops",
     "shield_protos",
     "shield_stats",
+    "shield_notes",
 ];
 
 /// Largest bucket capacity: tokens are kept in nano-tokens in a u64.
@@ -177,6 +178,8 @@ pub struct BlockEntry {
     pub added_ns: u64,
     /// 0: operator, 1: a detector's automatic response.
     pub origin: u32,
+    /// Why, from the pinned notes map (so it survives an agent restart).
+    pub reason: Option<String>,
 }
 
 pub const ORIGIN_OPERATOR: u32 = 0;
@@ -355,6 +358,7 @@ impl Shield {
                 (PINNED_MAPS[1], &mut maps.shield_drops),
                 (PINNED_MAPS[2], &mut maps.shield_protos),
                 (PINNED_MAPS[3], &mut maps.shield_stats),
+                (PINNED_MAPS[4], &mut maps.shield_notes),
             ] {
                 map.set_pin_path(root.join(name))
                     .map_err(map_err("pin path"))?;
@@ -422,13 +426,46 @@ impl Shield {
             .map_err(map_err("shield_blocklist"))
     }
 
-    /// Ok(false) when the CIDR was not in the list.
+    /// Ok(false) when the CIDR was not in the list. Its note goes with it.
     pub fn unblock(&self, net: &IpNet) -> Result<bool, BpfError> {
+        self.set_note(net, None)?;
         delete(
             &self.skel.maps.shield_blocklist,
             &lpm_key(net),
             "shield_blocklist",
         )
+    }
+
+    /// Keep (or, with None, forget) why `net` is blocked, in the pinned notes map: text
+    /// longer than the slot is cut at a character boundary.
+    pub fn set_note(&self, net: &IpNet, text: Option<&str>) -> Result<(), BpfError> {
+        let map = &self.skel.maps.shield_notes;
+        let key = lpm_key(net);
+        let Some(text) = text else {
+            delete(map, &key, "shield_notes")?;
+            return Ok(());
+        };
+        let mut end = text.len().min(SHIELD_NOTE_LEN);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut v = ShieldNoteRaw {
+            text: [0; SHIELD_NOTE_LEN],
+        };
+        v.text[..end].copy_from_slice(&text.as_bytes()[..end]);
+        map.update(key.as_bytes(), v.as_bytes(), MapFlags::ANY)
+            .map_err(map_err("shield_notes"))
+    }
+
+    /// Why `net` is blocked, if a reason was given.
+    pub fn note(&self, net: &IpNet) -> Option<String> {
+        let v = self
+            .skel
+            .maps
+            .shield_notes
+            .lookup(lpm_key(net).as_bytes(), MapFlags::ANY)
+            .ok()??;
+        ShieldNoteRaw::from_bytes(&v).map(|n| crate::abi::c_str(&n.text))
     }
 
     pub fn blocks(&self) -> Vec<BlockEntry> {
@@ -450,6 +487,7 @@ impl Shield {
                 expires_ns: (v.expires_ns != 0).then_some(v.expires_ns),
                 added_ns: v.added_ns,
                 origin: v.origin,
+                reason: self.note(&cidr),
             });
         }
         out.sort_by_key(|e| e.cidr);

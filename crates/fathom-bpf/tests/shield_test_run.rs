@@ -516,6 +516,11 @@ fn pinned_blocklist_and_counters_survive_a_reload_and_pins_are_removed() {
         s.set_test_clock(T0).unwrap();
         s.block(&net, Some(T0 + 60_000_000_000), ORIGIN_OPERATOR)
             .unwrap();
+        // A reason longer than the note slot is cut at a character boundary ("é" is 2 bytes).
+        let long = format!("{}é-tail", "x".repeat(119));
+        s.set_note(&net, Some(&long)).unwrap();
+        assert_eq!(s.note(&net).as_deref(), Some("x".repeat(119).as_str()));
+        s.set_note(&net, Some("scanner from the lab")).unwrap();
         assert_eq!(run(&s, &udp4([10, 77, 1, 1], b"x")), XDP_DROP);
     }
     for m in fathom_bpf::shield::PINNED_MAPS {
@@ -527,8 +532,12 @@ fn pinned_blocklist_and_counters_survive_a_reload_and_pins_are_removed() {
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].cidr, net);
     assert_eq!(b[0].expires_ns, Some(T0 + 60_000_000_000));
+    assert_eq!(b[0].reason.as_deref(), Some("scanner from the lab"));
     assert_eq!(s.counters().drop_count(ShieldReason::Blocklist), 1);
     assert_eq!(run(&s, &udp4([10, 77, 1, 1], b"x")), XDP_DROP);
+    // Unblocking forgets the reason too.
+    assert!(s.unblock(&net).unwrap());
+    assert_eq!(s.note(&net), None);
     drop(s);
     let removed = fathom_bpf::shield::remove_pins(&root).unwrap();
     assert_eq!(removed.len(), fathom_bpf::shield::PINNED_MAPS.len());

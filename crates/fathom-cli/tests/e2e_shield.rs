@@ -160,6 +160,10 @@ fn block_stops_a_pod_at_once_survives_restart_and_unblock_restores() {
         serde_json::from_slice(&fathom_cmd(&["blocks", "-o", "json"], &agent.socket).stdout)
             .unwrap();
     assert_eq!(list.len(), 1, "block survives the restart");
+    assert_eq!(
+        list[0]["reason"], "e2e test",
+        "and so does its reason (pinned notes)"
+    );
     assert!(!ping(&a, b.ipv4), "still blocked after restart");
 
     // Unblock restores; unblocking again says it was not there.

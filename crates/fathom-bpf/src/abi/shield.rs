@@ -153,6 +153,15 @@ pub struct ShieldBlockRaw {
     pub pad: u32,
 }
 
+pub const SHIELD_NOTE_LEN: usize = 120;
+
+/// `struct fathom_shield_note`: a block's reason, NUL-padded UTF-8.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShieldNoteRaw {
+    pub text: [u8; SHIELD_NOTE_LEN],
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShieldAllowRaw {
@@ -210,6 +219,7 @@ pub struct ShieldEventLimitRaw {
 
 unsafe impl Pod for ShieldLpmKeyRaw {}
 unsafe impl Pod for ShieldBlockRaw {}
+unsafe impl Pod for ShieldNoteRaw {}
 unsafe impl Pod for ShieldAllowRaw {}
 unsafe impl Pod for ShieldConfigRaw {}
 unsafe impl Pod for ShieldBucketRaw {}
@@ -247,6 +257,11 @@ mod tests {
             "fathom_shield_block",
             ShieldBlockRaw,
             [expires_ns, added_ns, origin, pad]
+        );
+        layout!(rust, "fathom_shield_note", ShieldNoteRaw, [text]);
+        rust.insert(
+            "const.FATHOM_SHIELD_NOTE_LEN".into(),
+            SHIELD_NOTE_LEN as u64,
         );
         layout!(rust, "fathom_shield_allow", ShieldAllowRaw, [flags, pad]);
         layout!(
