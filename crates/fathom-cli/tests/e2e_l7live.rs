@@ -489,34 +489,14 @@ fn redis_cli_to_redis_server() {
 /// nginx serving HTTP/2 without TLS (prior knowledge only) on port 8080 in `pod`.
 fn nginx_h2c(pod: &fathom_lab::LabPod) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("www")).unwrap();
-    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-    std::fs::write(dir.path().join("www/file"), vec![b'z'; 777]).unwrap();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; user root; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
-  server {{ listen 8080 http2; root {d}/www; }}
-}}
-"
+    let bg = nginx_with(
+        pod,
+        dir.path(),
+        777,
+        8080,
+        "access_log off;",
+        "listen 8080 http2;",
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = pod
-        .command("nginx")
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-p")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let bg = Bg(child);
-    pod.wait_for_tcp_listen(8080, Duration::from_secs(10))
-        .expect("nginx listening on :8080");
     Server { _bg: bg, _dir: dir }
 }
 
@@ -857,10 +837,6 @@ fn https<'a>(recs: &'a [Value], proto: &str) -> Vec<&'a Value> {
 /// the listen options (`ssl`, or `ssl http2` for HTTP/2 by ALPN).
 fn nginx_tls(pod: &fathom_lab::LabPod, listen: &str, body_len: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("www")).unwrap();
-    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-    std::fs::write(dir.path().join("www/file"), vec![b's'; body_len]).unwrap();
     let cert = Command::new("openssl")
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test",
@@ -876,30 +852,10 @@ fn nginx_tls(pod: &fathom_lab::LabPod, listen: &str, body_len: usize) -> Server 
         "{}",
         String::from_utf8_lossy(&cert.stderr)
     );
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; user root; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
-  server {{ listen 443 {listen}; ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem; root {d}/www; }}
-}}
-"
+    let server = format!(
+        "listen 443 {listen}; ssl_certificate {{d}}/cert.pem; ssl_certificate_key {{d}}/key.pem;"
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = pod
-        .command("nginx")
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-p")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
-    let bg = Bg(child);
-    pod.wait_for_tcp_listen(443, Duration::from_secs(10))
-        .expect("nginx listening on :443");
+    let bg = nginx_with(pod, dir.path(), body_len, 443, "access_log off;", &server);
     Server { _bg: bg, _dir: dir }
 }
 

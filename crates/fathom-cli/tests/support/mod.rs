@@ -195,19 +195,39 @@ impl Drop for Bg {
 /// nginx in `pod`, serving `body_len` bytes at /file on port 80 (IPv4 and IPv6), logging
 /// `$request_length $bytes_sent $status` per request to `dir/access.log`.
 pub fn nginx(pod: &fathom_lab::LabPod, dir: &Path, body_len: usize) -> Bg {
+    nginx_with(
+        pod,
+        dir,
+        body_len,
+        80,
+        "log_format fathom '$request_length $bytes_sent $status';\n  access_log {d}/access.log fathom;",
+        "listen 80; listen [::]:80;",
+    )
+}
+
+/// nginx in `pod` serving `dir/www/file` (`body_len` bytes) with the given `http` directives
+/// and `server` listen lines (`{d}` in either stands for `dir`); returns once `port` listens.
+pub fn nginx_with(
+    pod: &fathom_lab::LabPod,
+    dir: &Path,
+    body_len: usize,
+    port: u16,
+    http: &str,
+    server: &str,
+) -> Bg {
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     std::fs::write(www.join("file"), vec![b'z'; body_len]).unwrap();
-    let d = dir.display();
+    let d = dir.display().to_string();
+    let (http, server) = (http.replace("{d}", &d), server.replace("{d}", &d));
     let conf = format!(
         "daemon off; master_process off; worker_processes 1; user root; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 64; }}
 http {{
-  log_format fathom '$request_length $bytes_sent $status';
-  access_log {d}/access.log fathom;
+  {http}
   client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
-  server {{ listen 80; listen [::]:80; root {d}/www; }}
+  server {{ {server} root {d}/www; }}
 }}
 "
     );
@@ -222,9 +242,11 @@ http {{
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx (apt-get install nginx)");
-    pod.wait_for_tcp_listen(80, Duration::from_secs(10))
-        .expect("nginx listening on :80");
-    Bg(child)
+    // Owned before the wait so that a failed wait still stops nginx.
+    let bg = Bg(child);
+    pod.wait_for_tcp_listen(port, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("nginx listening on :{port}: {e}"));
+    bg
 }
 
 /// `python3 -m http.server PORT` serving an empty `dir/www` in `pod`, listening when this returns.
