@@ -66,11 +66,21 @@ fn curl_to_nginx(ipv6: bool) {
     assert_eq!(status, 200);
     assert_eq!(sizes[2], 12_345);
 
-    let logged = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
-    let logged: Vec<u64> = logged
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    // nginx writes its log line after the last byte is sent, so curl may exit first (seen
+    // on a loaded machine): wait for the line instead of racing it.
+    let read_log = || -> Vec<u64> {
+        std::fs::read_to_string(dir.path().join("access.log"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut logged = read_log();
+    while logged.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        logged = read_log();
+    }
     assert_eq!(logged.len(), 3, "nginx access log: {logged:?}");
     let (nginx_req, nginx_sent) = (logged[0], logged[1]);
     assert_eq!(
