@@ -55,7 +55,9 @@ nsx "$dst" ip route add default via 10.250.2.1
 nsx "$rtr" sysctl -qw net.ipv4.ip_forward=1
 nsx "$src" ping -c1 -W2 10.250.2.2 >/dev/null || { echo "bench-policy-pps: src cannot reach dst"; exit 1; }
 
-nsx "$dst" iperf3 -s -p $port >/dev/null 2>&1 & pids+=($!)
+# ip netns exec (not the nsx function, whose background subshell a kill would not pass on):
+# it execs iperf3, so $! is the server itself.
+ip netns exec "$dst" iperf3 -s -p $port >/dev/null 2>&1 & pids+=($!)
 sleep 1
 
 rx() { nsx "$dst" cat /sys/class/net/eth0/statistics/rx_packets; }
@@ -97,7 +99,7 @@ nsx "$rtr" iptables -F FORWARD
 run_fathom() { # extra flags...
 	local fifo="$dir/stdin" out="$dir/fathom.out" pid pps
 	rm -f "$fifo"; mkfifo "$fifo"
-	nsx "$rtr" "$POLICY_PPS" r-dst 10.250.1.2 $port "$@" <"$fifo" >"$out" 2>&1 & pid=$!
+	ip netns exec "$rtr" "$POLICY_PPS" r-dst 10.250.1.2 $port "$@" <"$fifo" >"$out" 2>&1 & pid=$!
 	pids+=($pid)
 	exec 9>"$fifo"
 	for _ in $(seq 100); do grep -q '^ready' "$out" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
