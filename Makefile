@@ -13,7 +13,7 @@ DEB_PACKAGES := iputils-ping nmap hping3 clang llvm libelf-dev zlib1g-dev pkg-co
 	dnsmasq-base redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client \
 	libdbd-mariadb-perl python3-grpcio nghttp2-client g++ wrk openssl
 
-.PHONY: all deps build release run test check-clean bench bench-l7 bench-replay bench-shield-flood fuzz vmlinux fmt clippy lint clean
+.PHONY: all deps build release run test check-clean bench bench-l7 bench-policy-pps bench-replay bench-shield-flood fuzz vmlinux fmt clippy lint clean
 
 all: build
 
@@ -59,10 +59,16 @@ check-clean: build
 bench: deps
 	$(CARGO) bench --workspace
 	./scripts/bench-l7.sh
+	./scripts/bench-policy-pps.sh
 
 # Live L7 capture overhead in the lab: wrk and iperf3 with capture on vs off (also part of `make bench`).
 bench-l7: deps
 	./scripts/bench-l7.sh
+
+# Lab packets/s through a router: no filter vs 10k iptables rules vs fathom's policy datapath
+# with 10k entries (also part of `make bench`).
+bench-policy-pps: deps
+	./scripts/bench-policy-pps.sh
 
 # A legit client's request rate under an hping3 SYN flood in a lab, XDP shield off vs on.
 bench-shield-flood: build
