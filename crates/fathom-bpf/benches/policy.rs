@@ -59,7 +59,11 @@ fn synthetic(n: usize) -> (PolicyEntries, IpcacheEntries) {
         k[4..8].copy_from_slice(&ep.to_ne_bytes());
         k[8..12].copy_from_slice(&peer.to_ne_bytes());
         k[12] = 0; // ingress
-        k[13] = 6;
+                   // Bits beyond prefixlen are zero (policy.h): a root (72) names no protocol and no
+                   // port, or the program's root lookups miss and the endpoint counts as unselected.
+        if prefixlen >= 80 {
+            k[13] = 6;
+        }
         k[14..16].copy_from_slice(&port.to_be_bytes());
         k
     };
@@ -118,6 +122,14 @@ fn datapath(n: usize, conntrack: bool) -> (PolicyDatapath, Vec<u8>) {
     let pkt = frame(1000 + (n.min(100) as u16 / 2));
     let (ret, _) = dp.test_run(true, &pkt, 10_000).expect("test run"); // warm up
     assert_eq!(ret, -1, "the benchmark packet must be allowed");
+    // ... and allowed by its exact-port rule (decision 2), not by "no policy selects the
+    // endpoint": the figure must include the level lookups.
+    let by_rule = dp.counters().get(&2).map_or(0, |c| c.packets);
+    assert!(
+        by_rule > 0,
+        "the benchmark packet went around the policy: {:?}",
+        dp.stats()
+    );
     (dp, pkt)
 }
 
