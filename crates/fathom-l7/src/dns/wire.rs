@@ -94,8 +94,29 @@ impl<'a> Cursor<'a> {
 
 /// Decode a (possibly compressed) name at `pos`. Returns the name without the trailing dot
 /// ("." for the root) and the position after the name's in-place bytes.
-pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
+pub fn read_name(msg: &[u8], pos: usize) -> Option<(String, usize)> {
     let mut out = String::with_capacity(32);
+    let after = walk_name(msg, pos, |label| {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        push_label(&mut out, label);
+    })?;
+    if out.is_empty() {
+        out.push('.');
+    }
+    Some((out, after))
+}
+
+/// Where the name at `pos` ends, under exactly [`read_name`]'s rules, without building it.
+fn skip_name(msg: &[u8], pos: usize) -> Option<usize> {
+    walk_name(msg, pos, |_| {})
+}
+
+/// Walk the labels of the name at `pos`, handing each to `on_label` in order; returns the
+/// position after the name's in-place bytes. Fails on truncation, a name over 255 wire bytes,
+/// too many pointers, a forward pointer or a reserved label type.
+fn walk_name(msg: &[u8], mut pos: usize, mut on_label: impl FnMut(&[u8])) -> Option<usize> {
     let mut end: Option<usize> = None;
     let mut wire_len = 0usize;
     let mut pointers = 0;
@@ -104,21 +125,14 @@ pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
         match len & 0xc0 {
             0x00 => {
                 if len == 0 {
-                    let after = end.unwrap_or(pos + 1);
-                    if out.is_empty() {
-                        out.push('.');
-                    }
-                    return Some((out, after));
+                    return Some(end.unwrap_or(pos + 1));
                 }
                 let label = msg.get(pos + 1..pos + 1 + len as usize)?;
                 wire_len += label.len() + 1;
                 if wire_len > MAX_NAME_WIRE {
                     return None;
                 }
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                push_label(&mut out, label);
+                on_label(label);
                 pos += 1 + len as usize;
             }
             0xc0 => {
@@ -133,43 +147,6 @@ pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
                 pos = target;
             }
             // 0x40 (extended label types) and 0x80 are not in use.
-            _ => return None,
-        }
-    }
-}
-
-/// Where the name at `pos` ends, under exactly [`read_name`]'s rules, without building it.
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
-    let mut end: Option<usize> = None;
-    let mut wire_len = 0usize;
-    let mut pointers = 0;
-    loop {
-        let len = *msg.get(pos)?;
-        match len & 0xc0 {
-            0x00 => {
-                if len == 0 {
-                    return Some(end.unwrap_or(pos + 1));
-                }
-                let label_end = pos + 1 + len as usize;
-                if label_end > msg.len() {
-                    return None;
-                }
-                wire_len += len as usize + 1;
-                if wire_len > MAX_NAME_WIRE {
-                    return None;
-                }
-                pos = label_end;
-            }
-            0xc0 => {
-                let lo = *msg.get(pos + 1)?;
-                let target = (usize::from(len & 0x3f) << 8) | usize::from(lo);
-                pointers += 1;
-                if target >= pos || pointers > MAX_POINTERS {
-                    return None;
-                }
-                end.get_or_insert(pos + 2);
-                pos = target;
-            }
             _ => return None,
         }
     }
