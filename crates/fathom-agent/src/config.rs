@@ -19,6 +19,10 @@ pub struct AgentConfig {
     /// Interfaces to attach to in addition to what `attach` selects.
     pub interfaces: Vec<String>,
     pub exclude_interfaces: Vec<String>,
+    /// Watch only these labs' pods: attach to their veths, attribute to them, enforce policy
+    /// on them. Empty: every lab on the node. Two agents scoped to different labs on one host
+    /// (tests, demos side by side) then never see each other's pods.
+    pub labs: Vec<String>,
     /// Kernel flow table entries (LRU).
     pub flow_table_entries: u32,
     /// Records kept in memory for `observe --last/--since`.
@@ -67,6 +71,7 @@ impl Default for AgentConfig {
             attach: AttachMode::Auto,
             interfaces: Vec::new(),
             exclude_interfaces: Vec::new(),
+            labs: Vec::new(),
             flow_table_entries: 65536,
             hub_capacity: 100_000,
             event_queue: 65536,
@@ -176,11 +181,12 @@ mod tests {
         let p = d.path().join("f.yaml");
         std::fs::write(
             &p,
-            "attach: lab\nidle_timeout: 5s\nflow_table_entries: 4096\n",
+            "attach: lab\nlabs: [demo]\nidle_timeout: 5s\nflow_table_entries: 4096\n",
         )
         .unwrap();
         let c = AgentConfig::from_file(&p).unwrap();
         assert_eq!(c.attach, AttachMode::Lab);
+        assert_eq!(c.labs, ["demo"]);
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.flow_table_entries, 4096);
         assert_eq!(c.tcp_idle_timeout, AgentConfig::default().tcp_idle_timeout);

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use fathom_model::Endpoint;
@@ -23,6 +23,24 @@ pub struct PodInfo {
 /// How stale [`Inventory::current`] may be: well under the consumers' 1 s refresh, so a new
 /// lab is seen within one of their ticks.
 const SHARED_MAX_AGE: Duration = Duration::from_millis(250);
+
+/// The labs this agent watches (empty: all). Process-wide like [`Inventory::current`], whose
+/// every consumer must see the same pods; set once at agent start.
+static LAB_SCOPE: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Watch only these labs from now on (empty: every lab on the node).
+pub fn set_lab_scope(labs: &[String]) {
+    if let Ok(mut g) = LAB_SCOPE.write() {
+        *g = labs.to_vec();
+    }
+}
+
+fn in_scope(lab: &str) -> bool {
+    LAB_SCOPE
+        .read()
+        .map(|g| g.is_empty() || g.iter().any(|l| l == lab))
+        .unwrap_or(true)
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Inventory {
@@ -65,8 +83,8 @@ impl Inventory {
         }
     }
 
-    /// Every running lab's pods. A lab whose state cannot be read is skipped with a warning:
-    /// one broken file must not blind the agent to the others.
+    /// The pods of every running lab in scope ([`set_lab_scope`]). A lab whose state cannot be
+    /// read is skipped with a warning: one broken file must not blind the agent to the others.
     pub fn from_labs() -> Self {
         let labs = match fathom_lab::list_labs() {
             Ok(l) => l,
@@ -77,6 +95,7 @@ impl Inventory {
         };
         let pods = labs
             .iter()
+            .filter(|lab| in_scope(&lab.name))
             .flat_map(|lab| lab.pods.iter())
             .map(|p| PodInfo {
                 namespace: p.namespace.clone(),

@@ -27,12 +27,17 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+pub async fn run(mut cfg: AgentConfig) -> anyhow::Result<()> {
     cfg.validate()?;
     if !is_root() {
         anyhow::bail!("fathom agent must run as root (it loads BPF programs: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)");
     }
     let node = cfg.node.clone().unwrap_or_else(hostname);
+    crate::inventory::set_lab_scope(&cfg.labs);
+    if cfg.policy.labs.is_empty() {
+        // Policy is enforced where the agent watches, unless narrowed further.
+        cfg.policy.labs = cfg.labs.clone();
+    }
     for line in features::ensure_mounts() {
         tracing::info!("{line}");
     }

@@ -128,7 +128,11 @@ struct AgentArgs {
     /// Where applied network policies are kept (default /var/lib/fathom/policy).
     #[arg(long, env = "FATHOM_POLICY_STATE_DIR")]
     policy_state_dir: Option<PathBuf>,
-    /// Enforce network policy on this lab's pods only (repeatable; default: every lab).
+    /// Watch only this lab's pods: attach, attribution and policy (repeatable; default: every
+    /// lab on the node).
+    #[arg(long = "lab")]
+    labs: Vec<String>,
+    /// Enforce network policy on this lab's pods only (repeatable; default: the labs watched).
     #[arg(long = "policy-lab")]
     policy_labs: Vec<String>,
     /// Do not load the network policy program.
@@ -214,6 +218,7 @@ impl AgentArgs {
         if let Some(d) = self.policy_state_dir {
             c.policy.state_dir = d;
         }
+        c.labs.extend(self.labs);
         c.policy.labs.extend(self.policy_labs);
         if self.no_policy {
             c.policy.enabled = false;

@@ -95,7 +95,7 @@ fn nmap_scans_alert_naming_the_scanner_and_single_port_use_does_not() {
     let b = lab.pod("y/b").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
     let _web = nginx(&b, dir.path(), 100);
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let bip = b.ipv4.to_string();
 
     // Legit use of one port: curl, and nmap of that one port.
@@ -248,7 +248,7 @@ fn syn_flood_alert_and_shield_drops_in_enforce_but_not_in_monitor() {
 
     // Monitor: the flood reaches the server (and the detector), nothing is dropped.
     write_cfg("monitor");
-    let agent = Agent::start_with(&["--web-address", "off", "-c", cfg.to_str().unwrap()]);
+    let agent = Agent::start_with(&lab, &["--web-address", "off", "-c", cfg.to_str().unwrap()]);
     wait_shield(&agent);
     let (ok, tries) = flood_with_client(&a, &c, &b);
     assert_eq!(ok, tries, "legit client failed during the flood (monitor)");
@@ -271,7 +271,7 @@ fn syn_flood_alert_and_shield_drops_in_enforce_but_not_in_monitor() {
 
     // Enforce: the flood's SYNs beyond the bucket are dropped and counted; c is still served.
     write_cfg("enforce");
-    let agent = Agent::start_with(&["--web-address", "off", "-c", cfg.to_str().unwrap()]);
+    let agent = Agent::start_with(&lab, &["--web-address", "off", "-c", cfg.to_str().unwrap()]);
     wait_shield(&agent);
     let before = shield_counters(&agent);
     let (ok, tries) = flood_with_client(&a, &c, &b);

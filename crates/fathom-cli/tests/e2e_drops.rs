@@ -20,7 +20,7 @@ fn count(recs: &[Value], reason: &str) -> u64 {
 fn closed_port_netfilter_and_full_queue_drops_are_reported_with_reasons() {
     let _s = serial();
     let lab = lab("e2edrop");
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let a = lab.pod("x/a").unwrap().clone();
     let b = lab.pod("y/b").unwrap().clone();
 

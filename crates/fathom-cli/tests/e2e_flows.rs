@@ -26,7 +26,7 @@ fn flags(v: &Value) -> Vec<String> {
 fn curl_to_nginx(ipv6: bool) {
     let _s = serial();
     let lab = lab(if ipv6 { "e2e6" } else { "e2e4" });
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let dir = tempfile::tempdir().unwrap();
@@ -212,7 +212,7 @@ fn tcp_curl_to_nginx_ipv6() {
 fn udp_exchange_attributes_both_processes() {
     let _s = serial();
     let lab = lab("e2eudp");
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let a = lab.pod("x/a").unwrap().clone();
     let b = lab.pod("y/b").unwrap().clone();
     let server = b
@@ -267,7 +267,7 @@ fn udp_exchange_attributes_both_processes() {
 fn refused_connection_ends_with_rst() {
     let _s = serial();
     let lab = lab("e2erst");
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let a = lab.pod("x/a").unwrap().clone();
     let b = lab.pod("y/b").unwrap().clone();
     let curl = a
@@ -314,7 +314,7 @@ fn curl_wait(mut c: std::process::Child) -> i32 {
 fn status_reports_programs_maps_and_features() {
     let _s = serial();
     let lab = lab("e2estat");
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let st = agent.status();
     let progs: Vec<&str> = st["kernel"]["programs"]
         .as_array()
@@ -336,28 +336,14 @@ fn status_reports_programs_maps_and_features() {
             "program {want} missing from {progs:?}"
         );
     }
-    // attach=lab: every veth of this lab, and nothing that is not some running lab's veth (other
-    // labs may be up on the machine, and their pods are watched too).
+    // attach=lab, scoped to this lab (--lab): exactly this lab's veths, whatever other labs are
+    // up on the machine.
     let ifaces = st["kernel"]["interfaces"].as_array().unwrap();
-    let attached: Vec<&str> = ifaces.iter().filter_map(|i| i["name"].as_str()).collect();
-    for p in &lab.pods {
-        assert!(
-            attached.contains(&p.host_veth.as_str()),
-            "{} not attached: {attached:?}",
-            p.host_veth
-        );
-    }
-    let all_veths: Vec<String> = fathom_lab::list_labs()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l.pods.iter().map(|p| p.host_veth.clone()))
-        .collect();
-    for name in &attached {
-        assert!(
-            all_veths.iter().any(|v| v == name),
-            "{name} is not a lab veth: {attached:?}"
-        );
-    }
+    let mut attached: Vec<&str> = ifaces.iter().filter_map(|i| i["name"].as_str()).collect();
+    let mut ours: Vec<&str> = lab.pods.iter().map(|p| p.host_veth.as_str()).collect();
+    attached.sort_unstable();
+    ours.sort_unstable();
+    assert_eq!(attached, ours);
     let flows_map = st["kernel"]["maps"]
         .as_array()
         .unwrap()

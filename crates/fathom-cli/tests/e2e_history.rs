@@ -27,7 +27,7 @@ fn flows_survive_an_agent_restart_and_answer_since_until_last() {
 
     let before = fathom_model::Timestamp::now();
     let first = {
-        let agent = Agent::start_with(&["--web-address", "off", "--store-path", &db_arg]);
+        let agent = Agent::start_with(&lab, &["--web-address", "off", "--store-path", &db_arg]);
         let _srv = http_server(&b, keep.path(), 8080);
         assert!(a
             .command("curl")
@@ -51,7 +51,7 @@ fn flows_survive_an_agent_restart_and_answer_since_until_last() {
     }; // first agent stops here (SIGINT, store flushed and closed)
     let after = fathom_model::Timestamp::now();
 
-    let agent = Agent::start_with(&["--web-address", "off", "--store-path", &db_arg]);
+    let agent = Agent::start_with(&lab, &["--web-address", "off", "--store-path", &db_arg]);
     // Memory of the new agent holds nothing of the old flow.
     assert!(
         agent.observe(&args).is_empty(),

@@ -9,11 +9,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use fathom_lab::LabGuard;
 use serde_json::Value;
 use support::*;
 
-fn l7_agent() -> Agent {
-    Agent::start_with(&["--web-address", "off", "--l7"])
+fn l7_agent(lab: &LabGuard) -> Agent {
+    Agent::start_with(lab, &["--web-address", "off", "--l7"])
 }
 
 /// L7 records of one protocol (by the detail's key).
@@ -120,7 +121,7 @@ fn tshark(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
 fn http1_curl_to_nginx_with_tshark_oracle() {
     let _s = serial();
     let lab = lab("l7h");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let dir = tempfile::tempdir().unwrap();
@@ -328,7 +329,7 @@ fn dnsmasq(b: &fathom_lab::LabPod) -> Server {
 fn dns_dig_to_dnsmasq_a_aaaa_nxdomain() {
     let _s = serial();
     let lab = lab("l7d");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _dns = dnsmasq(&b);
@@ -445,7 +446,7 @@ fn redis_server(b: &fathom_lab::LabPod) -> Server {
 fn redis_cli_to_redis_server() {
     let _s = serial();
     let lab = lab("l7r");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _redis = redis_server(&b);
@@ -504,7 +505,7 @@ fn nginx_h2c(pod: &fathom_lab::LabPod) -> Server {
 fn h2c_curl_prior_knowledge_to_nginx() {
     let _s = serial();
     let lab = lab("l7h2");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _nginx = nginx_h2c(&b);
@@ -613,7 +614,7 @@ fn postgres(pod: &fathom_lab::LabPod) -> Option<Server> {
 fn psql_to_postgresql() {
     let _s = serial();
     let lab = lab("l7p");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _pg = postgres(&b).expect("postgresql installed (apt-get install postgresql)");
@@ -699,7 +700,7 @@ fn mariadb(pod: &fathom_lab::LabPod) -> Server {
 fn mysql_client_to_mariadb() {
     let _s = serial();
     let lab = lab("l7m");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _db = mariadb(&b);
@@ -771,7 +772,7 @@ const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 fn grpc_python_client_to_server() {
     let _s = serial();
     let lab = lab("l7g");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let dir = tempfile::tempdir().unwrap();
@@ -863,7 +864,7 @@ fn nginx_tls(pod: &fathom_lab::LabPod, listen: &str, body_len: usize) -> Server 
 fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
     let _s = serial();
     let lab = lab("l7tls");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _nginx = nginx_tls(&b, "ssl", 1234);
@@ -994,7 +995,7 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
 fn h2_over_tls_curl_to_nginx_plaintext_through_openssl_uprobes() {
     let _s = serial();
     let lab = lab("l7tls2");
-    let agent = l7_agent();
+    let agent = l7_agent(&lab);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
     let _nginx = nginx_tls(&b, "ssl http2", 321);

@@ -36,12 +36,15 @@ fn prometheus_scrapes_flow_drop_and_health_metrics() {
     let _s = serial();
     let lab = lab("e2eprom");
     let metrics_port = free_port();
-    let agent = Agent::start_with(&[
-        "--web-address",
-        &format!("127.0.0.1:{metrics_port}"),
-        "--metrics-context",
-        "pod",
-    ]);
+    let agent = Agent::start_with(
+        &lab,
+        &[
+            "--web-address",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--metrics-context",
+            "pod",
+        ],
+    );
     let a = lab.pod("x/a").unwrap().clone();
     let b = lab.pod("y/b").unwrap().clone();
 

@@ -529,15 +529,15 @@ fn conformance_matrix() {
     };
     lab.serve();
     let state_dir = tempfile::tempdir().expect("tempdir");
-    let lab_name = lab.state().name.clone();
-    let agent = Agent::start_with(&[
-        "--web-address",
-        "off",
-        "--policy-lab",
-        &lab_name,
-        "--policy-state-dir",
-        state_dir.path().to_str().expect("path"),
-    ]);
+    let agent = Agent::start_with(
+        &lab._guard,
+        &[
+            "--web-address",
+            "off",
+            "--policy-state-dir",
+            state_dir.path().to_str().expect("path"),
+        ],
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
 
@@ -807,12 +807,10 @@ fn bad_input_changes_nothing_and_policies_survive_a_restart() {
     let args = [
         "--web-address",
         "off",
-        "--policy-lab",
-        &lab.state().name,
         "--policy-state-dir",
         state_dir.path().to_str().expect("path"),
     ];
-    let agent = Agent::start_with(&args);
+    let agent = Agent::start_with(&lab._guard, &args);
     let dir = tempfile::tempdir().expect("tempdir");
     let good = np(
         "a-from-nobody",
@@ -889,7 +887,7 @@ fn bad_input_changes_nothing_and_policies_survive_a_restart() {
 
     // Restart: the applied policy comes back from the state dir and is enforced again.
     drop(agent);
-    let agent = Agent::start_with(&args);
+    let agent = Agent::start_with(&lab._guard, &args);
     let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
     let relisted: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(relisted["policies"], listed["policies"], "{relisted}");

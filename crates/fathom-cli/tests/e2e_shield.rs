@@ -81,7 +81,7 @@ fn block_stops_a_pod_at_once_survives_restart_and_unblock_restores() {
     .unwrap();
     let cfg_s = cfg.to_str().unwrap();
 
-    let agent = Agent::start_with(&["--web-address", "off", "-c", cfg_s]);
+    let agent = Agent::start_with(&lab, &["--web-address", "off", "-c", cfg_s]);
     let sh = shield_ready(&agent);
     for i in sh["interfaces"].as_array().unwrap() {
         let mode = i["mode"].as_str().unwrap();
@@ -154,7 +154,7 @@ fn block_stops_a_pod_at_once_survives_restart_and_unblock_restores() {
 
     // Restart: the pinned blocklist is re-adopted and enforced again once attached.
     drop(agent);
-    let agent = Agent::start_with(&["--web-address", "off", "-c", cfg_s]);
+    let agent = Agent::start_with(&lab, &["--web-address", "off", "-c", cfg_s]);
     shield_ready(&agent);
     let list: Vec<Value> =
         serde_json::from_slice(&fathom_cmd(&["blocks", "-o", "json"], &agent.socket).stdout)

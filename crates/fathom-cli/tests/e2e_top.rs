@@ -63,7 +63,7 @@ impl Drop for Tmux {
 fn top_shows_flows_pods_and_drops_and_reacts_to_keys() {
     let _s = serial();
     let lab = lab("e2etop");
-    let agent = Agent::start();
+    let agent = Agent::start(&lab);
     let a = lab.pod("x/a").unwrap().clone();
     let b = lab.pod("y/b").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();

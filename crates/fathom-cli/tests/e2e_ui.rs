@@ -279,7 +279,7 @@ fn web_ui_map_drops_filtered_flows_and_detail() {
     let _ = std::fs::remove_file(artifacts().join("failure.png"));
     let lab = lab("e2eui");
     let web = free_port();
-    let agent = Agent::start_with(&["--web-address", &format!("127.0.0.1:{web}")]);
+    let agent = Agent::start_with(&lab, &["--web-address", &format!("127.0.0.1:{web}")]);
     let a = lab.pod("x/a").expect("pod x/a").clone();
     let b = lab.pod("y/b").expect("pod y/b").clone();
 

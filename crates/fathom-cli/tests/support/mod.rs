@@ -51,13 +51,13 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent attached to lab interfaces only, with a short end linger so tests are quick
-    /// and no metrics listener (tests may run agents side by side).
-    pub fn start() -> Agent {
-        Agent::start_with(&["--web-address", "off"])
+    /// An agent watching `lab` only (its veths, its pods), with a short end linger so tests are
+    /// quick and no metrics listener: agents of tests side by side never see each other's pods.
+    pub fn start(lab: &LabGuard) -> Agent {
+        Agent::start_with(lab, &["--web-address", "off"])
     }
 
-    pub fn start_with(extra: &[&str]) -> Agent {
+    pub fn start_with(lab: &LabGuard, extra: &[&str]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("fathom.sock");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
@@ -69,7 +69,8 @@ impl Agent {
             &["--store-path".as_ref(), default_store.as_os_str()]
         };
         let child = Command::new(fathom())
-            .args(["agent", "--attach", "lab", "--end-linger", "300ms"])
+            .args(["agent", "--attach", "lab", "--end-linger", "300ms", "--lab"])
+            .arg(&lab.state().name)
             .args(extra)
             .args(store)
             .arg("--socket")
