@@ -57,7 +57,9 @@ enum Command {
     Unblock(shield::UnblockArgs),
     /// List the shield's blocklist.
     Blocks(shield::BlocksArgs),
-    /// Remove Fathom's pinned BPF state (the shield's blocklist and counters).
+    /// Remove Fathom's pinned BPF state: the shield's blocklist and counters, and the network
+    /// policy's maps and links (enforcement left in place by a stopped agent ends). Stop the
+    /// agent first.
     Uninstall(shield::UninstallArgs),
     /// Alerts: port scans, SYN floods, shield audit (observe --type alert, same flags).
     Alerts(observe::ObserveArgs),
@@ -128,6 +130,10 @@ struct AgentArgs {
     /// Where applied network policies are kept (default /var/lib/fathom/policy).
     #[arg(long, env = "FATHOM_POLICY_STATE_DIR")]
     policy_state_dir: Option<PathBuf>,
+    /// bpffs directory for the policy maps and links, so enforcement survives an agent
+    /// restart (default /sys/fs/bpf/fathom/policy), or "off" to pin nothing.
+    #[arg(long, env = "FATHOM_POLICY_PIN_ROOT")]
+    policy_pin_root: Option<PathBuf>,
     /// Enforce network policy on this lab's pods only (repeatable; default: every lab).
     #[arg(long = "policy-lab")]
     policy_labs: Vec<String>,
@@ -213,6 +219,11 @@ impl AgentArgs {
         }
         if let Some(d) = self.policy_state_dir {
             c.policy.state_dir = d;
+        }
+        match self.policy_pin_root {
+            Some(p) if p.as_os_str() == "off" => c.policy.pin_root = None,
+            Some(p) => c.policy.pin_root = Some(p),
+            None => {}
         }
         c.policy.labs.extend(self.policy_labs);
         if self.no_policy {
