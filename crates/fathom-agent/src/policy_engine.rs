@@ -710,7 +710,13 @@ impl Engine {
                 tracing::warn!(interface = %name, "policy endpoint: {e}");
                 continue;
             }
+            let adopted = self.dp.attached().contains(&idx);
             match self.dp.attach(idx) {
+                Ok(mode) if adopted => tracing::info!(
+                    interface = %name,
+                    ?mode,
+                    "policy program swapped into the re-adopted links"
+                ),
                 Ok(mode) => tracing::info!(interface = %name, ?mode, "policy attached"),
                 Err(e) => {
                     // Re-adopted links that could not be taken over still enforce with the

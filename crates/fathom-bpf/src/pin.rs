@@ -20,7 +20,10 @@ fn fs_type(path: &Path) -> std::io::Result<i64> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: statfs returned 0, so the struct is initialised.
-    Ok(unsafe { st.assume_init() }.f_type as i64)
+    let st = unsafe { st.assume_init() };
+    // f_type is i64 on x86_64 glibc, u32 or i32 elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_type as i64)
 }
 
 /// Make `dir` (created if missing) a directory on bpffs. When its nearest existing ancestor

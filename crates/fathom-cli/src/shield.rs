@@ -116,7 +116,8 @@ pub async fn blocks(a: BlocksArgs) -> anyhow::Result<i32> {
 }
 
 pub fn uninstall(a: UninstallArgs) -> anyhow::Result<i32> {
-    let removals: [(&Path, fn(&Path) -> Result<Vec<PathBuf>, String>); 2] = [
+    type RemovePins = fn(&Path) -> Result<Vec<PathBuf>, String>;
+    let removals: [(&Path, RemovePins); 2] = [
         (&a.shield_pin_root, fathom_bpf::shield::remove_pins),
         (&a.policy_pin_root, fathom_bpf::policy::remove_pins),
     ];

@@ -87,6 +87,22 @@ struct Lab {
 }
 
 impl Lab {
+    /// Namespace x with pods a and b, serving (see `serve`).
+    fn two_pods(prefix: &str) -> Lab {
+        let spec = LabSpec::from_yaml(
+            "namespaces:\n- name: x\n  pods:\n  - {name: a, labels: {pod: a}}\n  - {name: b, labels: {pod: b}}\n",
+        )
+        .expect("spec");
+        let guard = LabGuard::up_named(&spec, &fathom_lab::unique_name(prefix)).expect("lab up");
+        let state = guard.state().clone();
+        let lab = Lab {
+            _guard: guard,
+            state,
+        };
+        lab.serve();
+        lab
+    }
+
     fn state(&self) -> &LabState {
         &self.state
     }
@@ -236,6 +252,15 @@ impl Lab {
         f(&mut st);
         std::fs::write(&path, serde_json::to_string_pretty(&st).expect("json")).expect("write");
         self.state = st;
+    }
+}
+
+fn b_to_a(port: u16, proto: Proto) -> Probe {
+    Probe {
+        from: "x/b".into(),
+        to: "x/a".into(),
+        port,
+        proto,
     }
 }
 
@@ -792,17 +817,7 @@ fn maps(agent: &Agent) -> Value {
 #[test]
 fn bad_input_changes_nothing_and_policies_survive_a_restart() {
     let _g = serial();
-    let spec = LabSpec::from_yaml(
-        "namespaces:\n- name: x\n  pods:\n  - {name: a, labels: {pod: a}}\n  - {name: b, labels: {pod: b}}\n",
-    )
-    .expect("spec");
-    let guard = LabGuard::up_named(&spec, &fathom_lab::unique_name("polbad")).expect("lab up");
-    let state = guard.state().clone();
-    let lab = Lab {
-        _guard: guard,
-        state,
-    };
-    lab.serve();
+    let lab = Lab::two_pods("polbad");
     let state_dir = tempfile::tempdir().expect("tempdir");
     let args = [
         "--web-address",
@@ -820,12 +835,7 @@ fn bad_input_changes_nothing_and_policies_survive_a_restart() {
         "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress]",
     );
     apply(&agent, dir.path(), "good", &good);
-    let probe = Probe {
-        from: "x/b".into(),
-        to: "x/a".into(),
-        port: 80,
-        proto: Proto::Tcp,
-    };
+    let probe = b_to_a(80, Proto::Tcp);
     assert!(
         !lab.probe_one(&probe, PROBE_TIMEOUT),
         "x/a must be isolated"
@@ -942,17 +952,7 @@ fn wait_until(what: &str, agent: &Agent, cond: impl Fn() -> bool) {
 #[test]
 fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
     let _g = serial();
-    let spec = LabSpec::from_yaml(
-        "namespaces:\n- name: x\n  pods:\n  - {name: a, labels: {pod: a}}\n  - {name: b, labels: {pod: b}}\n",
-    )
-    .expect("spec");
-    let guard = LabGuard::up_named(&spec, &fathom_lab::unique_name("polpin")).expect("lab up");
-    let state = guard.state().clone();
-    let lab = Lab {
-        _guard: guard,
-        state,
-    };
-    lab.serve();
+    let lab = Lab::two_pods("polpin");
     // Two more labs, each with one pod, taken down while an agent runs and while none does.
     let side_spec = |ns: &str| {
         LabSpec::from_yaml(&format!(
@@ -988,18 +988,8 @@ fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
         "--policy-pin-root",
         pin_root.to_str().expect("path"),
     ];
-    let udp = |port| Probe {
-        from: "x/b".into(),
-        to: "x/a".into(),
-        port,
-        proto: Proto::Udp,
-    };
-    let tcp80 = Probe {
-        from: "x/b".into(),
-        to: "x/a".into(),
-        port: 80,
-        proto: Proto::Tcp,
-    };
+    let udp = |port| b_to_a(port, Proto::Udp);
+    let tcp80 = b_to_a(80, Proto::Tcp);
     // One denied datagram (one drop), and the other UDP port and TCP 80 pass.
     let check = |what: &str, denied: u16| {
         let allowed = if denied == 81 { 80 } else { 81 };
@@ -1023,6 +1013,16 @@ fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
     };
     let docs = tempfile::tempdir().expect("tempdir");
     let a_idx = lab.pod("x/a").host_ifindex;
+    let readopting_agent = |gen: u64, endpoints: usize| {
+        let agent = Agent::start_with(&args);
+        let want = format!("re-adopted policy state generation {gen}, {endpoints} endpoints");
+        assert!(
+            agent.log().contains(&want),
+            "want {want:?} in:\n{}",
+            agent.log()
+        );
+        agent
+    };
 
     let mut agent = Agent::start_with(&args);
     assert!(
@@ -1058,13 +1058,7 @@ fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
     check("no agent after SIGTERM", 81);
     drop(agent);
 
-    let agent = Agent::start_with(&args);
-    let want = format!("re-adopted policy state generation {gen}, 4 endpoints");
-    assert!(
-        agent.log().contains(&want),
-        "want {want:?} in:\n{}",
-        agent.log()
-    );
+    let agent = readopting_agent(gen, 4);
     let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
     let listed: Value = serde_json::from_str(&out).expect("json");
     let names: Vec<&str> = listed["policies"]
@@ -1115,13 +1109,7 @@ fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
     // A pod gone while no agent runs: the next agent removes its pins at start.
     drop(side_idle);
 
-    let agent = Agent::start_with(&args);
-    let want = format!("re-adopted policy state generation {gen}, 2 endpoints");
-    assert!(
-        agent.log().contains(&want),
-        "want {want:?} in:\n{}",
-        agent.log()
-    );
+    let agent = readopting_agent(gen, 2);
     assert!(link_pins(&pin_root, idle_idx).is_empty());
     assert_eq!(
         stat(&agent, "dropped"),
@@ -1150,5 +1138,66 @@ fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
     assert!(
         lab.probe_one(&udp(80), Duration::from_secs(3)),
         "UDP 80 passes once uninstalled"
+    );
+}
+
+/// A pin root that cannot hold pins (not on bpffs): the agent says so and enforces unpinned,
+/// and its enforcement ends with it.
+#[test]
+fn an_unpinnable_root_leaves_the_agent_enforcing_unpinned() {
+    let _g = serial();
+    let lab = Lab::two_pods("polnopin");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let not_bpffs = tmp.path().join("pins");
+    let state_dir = tmp.path().join("state");
+    let agent = Agent::start_with(&[
+        "--web-address",
+        "off",
+        "--policy-lab",
+        &lab.state().name,
+        "--policy-state-dir",
+        state_dir.to_str().expect("path"),
+        "--policy-pin-root",
+        not_bpffs.to_str().expect("path"),
+    ]);
+    let want = format!(
+        "policy state cannot be pinned under {} ({} is not on a BPF filesystem",
+        not_bpffs.display(),
+        tmp.path().display()
+    );
+    assert!(
+        agent.log().contains(&want),
+        "want {want:?} in:\n{}",
+        agent.log()
+    );
+    let docs = tempfile::tempdir().expect("tempdir");
+    apply(
+        &agent,
+        docs.path(),
+        "isolate-a",
+        &np(
+            "isolate-a",
+            "x",
+            "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress]",
+        ),
+    );
+    let probe = b_to_a(80, Proto::Tcp);
+    assert!(!lab.probe_one(&probe, PROBE_TIMEOUT), "enforced unpinned");
+    let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(listed["pin_root"], Value::Null, "{listed}");
+    let a_idx = lab.pod("x/a").host_ifindex;
+    drop(agent);
+    assert!(
+        !not_bpffs.exists(),
+        "nothing created at the unpinnable root"
+    );
+    assert_eq!(
+        fathom_bpf::policy::policy_links_on(a_idx),
+        Vec::<(u32, u32)>::new()
+    );
+    assert!(
+        lab.probe_one(&probe, Duration::from_secs(3)),
+        "unpinned enforcement ends with the agent"
     );
 }
