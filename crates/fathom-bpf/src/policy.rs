@@ -756,11 +756,10 @@ impl PolicyDatapath {
         ) {
             (Ok(i), Ok(e)) => {
                 // The old pins' paths are reused: free them first (the old links stay
-                // attached through our fds until the caller removes them).
-                if let Some(paths) = &old.pins {
-                    for p in paths {
-                        let _ = std::fs::remove_file(p);
-                    }
+                // attached through our fds until the caller removes them, which then only
+                // detaches them).
+                for p in old.pins.take().into_iter().flatten() {
+                    let _ = std::fs::remove_file(p);
                 }
                 let root = self.pin_root.as_deref().unwrap_or(Path::new(""));
                 Ok(Some(pin_links(root, ifindex, [i, e])))
