@@ -57,7 +57,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=bench -days 1 -keyout "$dir/
 sleep 1
 
 start_agent() { # extra flags...
-	"$FATHOM" agent --attach lab --web-address off --no-store --socket "$dir/agent.sock" "$@" \
+	# --policy-pin-root off: policy enforcement (empty here) goes with the agent, no pins left.
+	"$FATHOM" agent --attach lab --web-address off --no-store --policy-pin-root off --socket "$dir/agent.sock" "$@" \
 		>/dev/null 2>"$dir/agent.log" &
 	agent_pid=$!
 	for _ in $(seq 100); do

@@ -68,7 +68,7 @@ flooded_rate() {
 
 start_agent() { # $1: shield enabled (true/false)
 	printf 'shield:\n  enabled: %s\n  mode: enforce\n  syn_per_sec: 20000\n  syn_burst: 20000\n  pin_root: %s\n' "$1" "$pins" >"$work/fathom.yaml"
-	"$fathom" agent -c "$work/fathom.yaml" --attach lab --lab "$lab" --web-address off --no-store --socket "$work/s.sock" 2>"$work/agent.log" &
+	"$fathom" agent -c "$work/fathom.yaml" --attach lab --lab "$lab" --web-address off --no-store --policy-pin-root off --socket "$work/s.sock" 2>"$work/agent.log" &
 	agent=$!
 	for _ in $(seq 50); do
 		"$fathom" status -o json --socket "$work/s.sock" >"$work/st.json" 2>/dev/null &&

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the agent in the background with its defaults, the host's live flows in the
-# foreground; Ctrl-C stops both and the agent detaches everything.
+# foreground; Ctrl-C stops both and the agent detaches everything but network policy
+# enforcement, which stays pinned under /sys/fs/bpf/fathom/policy (`fathom uninstall`).
 set -euo pipefail
 fathom=${1:-./target/release/fathom}
 sock=${FATHOM_SOCKET:-/run/fathom/fathom.sock}

@@ -3,6 +3,11 @@
 //! veth. One thread owns all of it (the BPF skeleton is not `Send`); the API talks to it over
 //! a command channel. Every change (apply, delete, pods, labels, namespaces) recompiles the
 //! whole set and swaps it in atomically; a change that fails anywhere changes nothing.
+//!
+//! Enforcement outlives the agent: the maps and links are pinned (`pin_root`), and the
+//! identity allocator is kept in the state directory next to the policies, so a restarted
+//! agent re-adopts the pinned state, hands out the same identities, and swaps its program in
+//! without a moment unenforced. `fathom uninstall` removes the pins.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -14,14 +19,16 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fathom_bpf::policy::{KernelVerdict, PolicyConfig, PolicyDatapath, PolicyVerdictEvent};
+use fathom_bpf::policy::{
+    KernelVerdict, PolicyConfig, PolicyDatapath, PolicyVerdictEvent, DEFAULT_PIN_ROOT,
+};
 use fathom_model::{
     InterfaceRef, L4Protocol, PolicyRuleRef, PolicyVerdict, PolicyVerdictRecord, Record,
 };
 use fathom_policy::{
-    compile, evaluate, load_sources, CompileOptions, Compiled, ContainerPort, DecisionId, Endpoint,
-    Endpoints, IdentityAllocator, LoadOptions, Packet, Peer, PolicySet, PortProtocol, Source,
-    Verdict, L4,
+    compile, evaluate, load_sources, AllocatorSnapshot, CompileOptions, Compiled, ContainerPort,
+    DecisionId, Endpoint, Endpoints, IdentityAllocator, LoadOptions, Packet, Peer, PolicySet,
+    PortProtocol, Source, Verdict, L4,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -35,8 +42,13 @@ use crate::inventory::Inventory;
 pub struct PolicyAgentConfig {
     /// Load policy.bpf.c and enforce applied policies on lab pods.
     pub enabled: bool,
-    /// Applied policies are kept here (`policies.json`) and re-applied at start.
+    /// Applied policies are kept here (`policies.json`) and re-applied at start, with the
+    /// identities handed out so far (`identities.json`).
     pub state_dir: PathBuf,
+    /// bpffs directory where the maps and links are pinned, so enforcement and counters
+    /// survive an agent restart (re-adopted at start, removed by `fathom uninstall`).
+    /// `null`: nothing pinned, enforcement stops with the agent.
+    pub pin_root: Option<PathBuf>,
     /// Enforce on the pods of these labs only (empty: every lab on the node).
     pub labs: Vec<String>,
     pub policy_map_entries: u32,
@@ -49,6 +61,7 @@ impl Default for PolicyAgentConfig {
         Self {
             enabled: true,
             state_dir: PathBuf::from("/var/lib/fathom/policy"),
+            pin_root: Some(PathBuf::from(DEFAULT_PIN_ROOT)),
             labs: Vec::new(),
             policy_map_entries: 65_536,
             ipcache_entries: 65_536,
@@ -76,6 +89,13 @@ pub struct PolicyListing {
     pub policy_map_entries: usize,
     pub ipcache_entries: usize,
     pub policies: Vec<PolicySummary>,
+    /// The program's own counters (packets, forwarded, dropped …); pinned, they continue
+    /// across agent restarts.
+    #[serde(default)]
+    pub stats: BTreeMap<String, u64>,
+    /// Where the state is pinned (`None`: not pinned).
+    #[serde(default)]
+    pub pin_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +200,7 @@ impl PolicySinks {
 type Documents = BTreeMap<String, serde_json::Value>;
 
 const STATE_FILE: &str = "policies.json";
+const IDENTITY_FILE: &str = "identities.json";
 const REFRESH: Duration = Duration::from_secs(1);
 
 /// Start the policy thread; returns once the program is loaded and stored policies are applied
@@ -231,25 +252,25 @@ struct Engine {
     events: Rc<RefCell<Vec<PolicyVerdictEvent>>>,
     clock: BootClock,
     ifnames: BTreeMap<u32, String>,
+    /// The allocator as last written to `identities.json`.
+    saved_identities: Option<AllocatorSnapshot>,
+    /// The lab inventory was read at least once: until then, links re-adopted from a
+    /// previous agent are not judged stale.
+    inventory_read: bool,
 }
 
 impl Engine {
     fn new(cfg: PolicyAgentConfig, sinks: PolicySinks) -> Result<Self, String> {
-        let dp = PolicyDatapath::load(&PolicyConfig {
-            policy_capacity: cfg.policy_map_entries,
-            ipcache_capacity: cfg.ipcache_entries,
-            ct_capacity: cfg.conntrack_entries,
-            ..PolicyConfig::default()
-        })
-        .map_err(|e| format!("loading policy.bpf.c: {e}"))?;
+        let dp = load_datapath(&cfg)?;
         let docs = read_state(&cfg.state_dir)?;
+        let (alloc, saved_identities) = read_identities(&cfg.state_dir);
         let mut e = Engine {
             cfg,
             sinks,
             dp,
             docs: Documents::new(),
             set: load_sources(&[], &LoadOptions::default()).map_err(|e| e.to_string())?,
-            alloc: IdentityAllocator::new(),
+            alloc,
             inventory: Inventory::default(),
             endpoints: Endpoints::new(),
             inventory_key: String::new(),
@@ -258,6 +279,8 @@ impl Engine {
             events: Rc::new(RefCell::new(Vec::new())),
             clock: BootClock::new(),
             ifnames: BTreeMap::new(),
+            saved_identities,
+            inventory_read: false,
         };
         e.refresh_inventory();
         // Stored policies were valid when stored; if they no longer load (an older/newer
@@ -313,7 +336,13 @@ impl Engine {
             let _ = rb.consume();
         }
         self.publish_events();
-        tracing::info!("policy programs detached");
+        match self.dp.pin_root() {
+            Some(root) => tracing::info!(
+                "policy enforcement left in place (pinned under {}; `fathom uninstall` removes it)",
+                root.display()
+            ),
+            None => tracing::info!("policy programs detached"),
+        }
     }
 
     fn command(&mut self, cmd: Command) {
@@ -487,8 +516,9 @@ impl Engine {
             .apply(&policy, &ipcache)
             .map_err(|e| Refusal::one(format!("updating the kernel maps: {e}")))?;
         if self.docs != docs {
-            write_state(&self.cfg.state_dir, &docs).map_err(Refusal::one)?;
+            write_json(&self.cfg.state_dir, STATE_FILE, &docs).map_err(Refusal::one)?;
         }
+        self.save_identities();
         let compiled = Arc::new(compiled);
         self.tables[report.slot as usize] = Some((report.generation, Arc::clone(&compiled)));
         self.compiled = Some(compiled);
@@ -503,6 +533,20 @@ impl Engine {
             "policy applied"
         );
         Ok(report.generation)
+    }
+
+    /// Keep the allocator so a restarted agent hands out the same ids. Failing to is no
+    /// reason to refuse the change: a restart then rewrites the standby slot whole from fresh
+    /// ids before flipping, which is consistent, only not the same numbers.
+    fn save_identities(&mut self) {
+        let snap = self.alloc.snapshot();
+        if self.saved_identities.as_ref() == Some(&snap) {
+            return;
+        }
+        match write_json(&self.cfg.state_dir, IDENTITY_FILE, &snap) {
+            Ok(()) => self.saved_identities = Some(snap),
+            Err(e) => tracing::warn!("keeping identities for the next start: {e}"),
+        }
     }
 
     fn listing(&self) -> PolicyListing {
@@ -524,6 +568,13 @@ impl Engine {
                     egress_rules: p.egress.len(),
                 })
                 .collect(),
+            stats: self
+                .dp
+                .stats()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            pin_root: self.dp.pin_root().map(Path::to_path_buf),
         }
     }
 
@@ -567,6 +618,7 @@ impl Engine {
                 return false;
             }
         };
+        self.inventory_read = true;
         let labs: Vec<_> = labs
             .into_iter()
             .filter(|l| self.cfg.labs.is_empty() || self.cfg.labs.contains(&l.name))
@@ -638,8 +690,12 @@ impl Engine {
     }
 
     /// Attach to the host veth of every pod in scope (after the policy for it is in the maps),
-    /// detach from the ones gone.
+    /// take over the links re-adopted from a previous agent, detach (and unpin) from the
+    /// ones gone.
     fn sync_attachments(&mut self) {
+        if !self.inventory_read {
+            return;
+        }
         let want: BTreeMap<u32, String> = self.ifnames.clone();
         for idx in self.dp.attached() {
             if !want.contains_key(&idx) {
@@ -647,17 +703,27 @@ impl Engine {
             }
         }
         for (idx, name) in want {
-            if self.dp.attached().contains(&idx) {
+            if !self.dp.needs_attach(idx) {
                 continue;
             }
             if let Err(e) = self.dp.set_endpoint(idx, idx) {
                 tracing::warn!(interface = %name, "policy endpoint: {e}");
                 continue;
             }
+            let adopted = self.dp.attached().contains(&idx);
             match self.dp.attach(idx) {
+                Ok(mode) if adopted => tracing::info!(
+                    interface = %name,
+                    ?mode,
+                    "policy program swapped into the re-adopted links"
+                ),
                 Ok(mode) => tracing::info!(interface = %name, ?mode, "policy attached"),
                 Err(e) => {
-                    self.dp.remove_endpoint(idx);
+                    // Re-adopted links that could not be taken over still enforce with the
+                    // previous program: keep their endpoint.
+                    if !self.dp.attached().contains(&idx) {
+                        self.dp.remove_endpoint(idx);
+                    }
                     tracing::warn!(interface = %name, "policy attach failed: {e}");
                 }
             }
@@ -822,6 +888,66 @@ fn split_documents(
     Ok(out)
 }
 
+/// The datapath, pinned when configured. Pinning failing (no bpffs, a path elsewhere, a
+/// read-only mount) is no reason to stop enforcing: it then runs unpinned, and says so.
+fn load_datapath(cfg: &PolicyAgentConfig) -> Result<PolicyDatapath, String> {
+    let pc = PolicyConfig {
+        policy_capacity: cfg.policy_map_entries,
+        ipcache_capacity: cfg.ipcache_entries,
+        ct_capacity: cfg.conntrack_entries,
+        ..PolicyConfig::default()
+    };
+    if let Some(root) = &cfg.pin_root {
+        match PolicyDatapath::load_pinned(&pc, root) {
+            Ok((dp, found)) => {
+                if found.generation == 0 && found.endpoints == 0 {
+                    tracing::info!("no pinned policy state under {}", root.display());
+                } else {
+                    tracing::info!(
+                        stale_links = found.stale_links,
+                        maps_replaced = found.maps_replaced,
+                        "re-adopted policy state generation {}, {} endpoints",
+                        found.generation,
+                        found.endpoints
+                    );
+                }
+                return Ok(dp);
+            }
+            Err(e) => tracing::warn!(
+                "policy state cannot be pinned under {} ({e}): enforcing unpinned, so enforcement stops when the agent exits",
+                root.display()
+            ),
+        }
+    }
+    PolicyDatapath::load(&pc).map_err(|e| format!("loading policy.bpf.c: {e}"))
+}
+
+/// The allocator kept by a previous agent, and that snapshot; a fresh one when there is none
+/// or it does not load (said, not fatal: see `save_identities`).
+fn read_identities(dir: &Path) -> (IdentityAllocator, Option<AllocatorSnapshot>) {
+    let path = dir.join(IDENTITY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (IdentityAllocator::new(), None)
+        }
+        Err(e) => {
+            tracing::warn!("{}: {e}; identities start afresh", path.display());
+            return (IdentityAllocator::new(), None);
+        }
+    };
+    let restored = serde_json::from_str::<AllocatorSnapshot>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|snap| Ok((IdentityAllocator::restore(&snap)?, snap)));
+    match restored {
+        Ok((alloc, snap)) => (alloc, Some(snap)),
+        Err(e) => {
+            tracing::warn!("{}: {e}; identities start afresh", path.display());
+            (IdentityAllocator::new(), None)
+        }
+    }
+}
+
 fn read_state(dir: &Path) -> Result<Documents, String> {
     let path = dir.join(STATE_FILE);
     match std::fs::read_to_string(&path) {
@@ -837,11 +963,11 @@ fn read_state(dir: &Path) -> Result<Documents, String> {
 }
 
 /// Write-then-rename, so a crash leaves the old or the new file, never half of one.
-fn write_state(dir: &Path, docs: &Documents) -> Result<(), String> {
+fn write_json(dir: &Path, file: &str, value: &impl Serialize) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-    let text = serde_json::to_string_pretty(docs).map_err(|e| e.to_string())?;
+    let path = dir.join(file);
+    let tmp = dir.join(format!("{file}.tmp"));
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -4,14 +4,20 @@
 //!
 //! This module takes map entries as raw bytes (`fathom_policy::Compiled::policy_map_entries`
 //! gives them) so that the kernel side does not depend on the policy crate.
+//!
+//! Pinned (`load_pinned`): the maps and the TCX links live under a pin root on bpffs, so the
+//! programs keep enforcing while no agent runs. The next agent re-adopts them: it reuses the
+//! maps (the generation continues, so it writes only the standby slot) and swaps its own
+//! program into each link with `bpf_link_update` (see [`PolicyDatapath::attach`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 use serde::Serialize;
 
 use crate::abi::policy::*;
@@ -24,6 +30,40 @@ use crate::tc::{self, TcAttachment, TcMode};
 /// Time a slot stays untouched after it stopped being the active one, so that program runs
 /// that read the old generation (microseconds) are long finished before it is rewritten.
 const SLOT_GRACE: Duration = Duration::from_millis(20);
+
+/// Where the policy datapath pins its maps and links unless told otherwise.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/fathom/policy";
+
+/// Maps pinned under the pin root, and why each must outlive the agent:
+/// - the six slot maps and `policy_state`: the programs left on the links keep enforcing the
+///   active slot while no agent runs, and the next agent must read the generation to write
+///   only the standby slot (rewriting the active one would break the flip's atomicity);
+/// - `policy_endpoints`: which interfaces are enforced, read by those programs;
+/// - `policy_ct`: established connections (a reply passes on its connection's entry; without
+///   it, the reply to an allowed connection would be judged as a new connection the other
+///   way and could be dropped);
+/// - `policy_counters`, `policy_stats`: so counts continue across a restart.
+///
+/// Not pinned: `policy_events` (a ring buffer nobody reads while no agent runs: verdicts in
+/// that window are counted, not recorded) and `.rodata` (set at load).
+pub const PINNED_MAPS: &[&str] = &[
+    "policy_rules0",
+    "policy_rules1",
+    "policy_ipcache0",
+    "policy_ipcache1",
+    "policy_ipcache_exact0",
+    "policy_ipcache_exact1",
+    "policy_state",
+    "policy_endpoints",
+    "policy_ct",
+    "policy_counters",
+    "policy_stats",
+];
+
+/// Under the pin root: one pinned TCX link per interface and direction, named
+/// `<ifindex>-from-endpoint` / `<ifindex>-to-endpoint` after the program it runs.
+const LINK_DIR: &str = "links";
+const LINK_SUFFIXES: [&str; 2] = ["from-endpoint", "to-endpoint"];
 
 /// Map sizes, fixed at load.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -151,6 +191,68 @@ impl PolicyVerdictEvent {
     }
 }
 
+/// What `load_pinned` found under the pin root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Readopted {
+    /// The generation packets were using (0: no pinned state).
+    pub generation: u32,
+    /// Interfaces whose pinned links still enforce (both directions, interface present).
+    pub endpoints: usize,
+    /// Pinned links removed because their interface is gone (or one direction was missing).
+    pub stale_links: usize,
+    /// The pinned maps did not fit this program (sizes or layout changed): new maps were
+    /// pinned in their place; the old programs keep theirs until `attach` replaces them.
+    pub maps_replaced: bool,
+}
+
+/// One interface's attachment.
+enum Attachment {
+    /// Not pinned (no pin root, or clsact on a kernel without TCX): detaches on drop.
+    Owned(TcAttachment),
+    /// TCX links (ingress, egress of the host-side interface).
+    Links(PolicyLinks),
+}
+
+impl Attachment {
+    fn mode(&self) -> TcMode {
+        match self {
+            Attachment::Owned(t) => t.mode,
+            Attachment::Links(_) => TcMode::Tcx,
+        }
+    }
+}
+
+struct PolicyLinks {
+    links: [Link; 2],
+    /// Pin paths; `None`: not pinned, so the links detach with the agent.
+    pins: Option<[PathBuf; 2]>,
+    /// Re-adopted from a previous agent: the links still run its program until `attach`.
+    adopted: bool,
+}
+
+impl PolicyLinks {
+    /// Detach now and remove the pins.
+    fn remove(mut self) {
+        for link in &self.links {
+            let _ = link.detach();
+        }
+        for path in self.pins.take().into_iter().flatten() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Drop for PolicyLinks {
+    fn drop(&mut self) {
+        // Pinned links stay attached (that is the point); closing our fds is all.
+        if self.pins.is_none() {
+            for link in &self.links {
+                let _ = link.detach();
+            }
+        }
+    }
+}
+
 pub struct PolicyDatapath {
     skel: PolicySkel<'static>,
     cfg: PolicyConfig,
@@ -158,7 +260,8 @@ pub struct PolicyDatapath {
     slots: [SlotShadow; 2],
     /// When each slot stopped being active.
     retired_at: [Option<Instant>; 2],
-    attachments: BTreeMap<u32, TcAttachment>,
+    attachments: BTreeMap<u32, Attachment>,
+    pin_root: Option<PathBuf>,
 }
 
 fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> BpfError {
@@ -166,7 +269,150 @@ fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> BpfError {
 }
 
 impl PolicyDatapath {
+    /// Load unpinned: everything goes with this object.
     pub fn load(cfg: &PolicyConfig) -> Result<Self, BpfError> {
+        Self::open_load(cfg, None)
+    }
+
+    /// Load with the maps pinned under `pin_root` (bpffs, mounted on /sys/fs/bpf if nothing
+    /// is there yet), re-adopting what a previous agent left: its maps (generation, slots,
+    /// endpoints, conntrack, counters) and its links, which keep running its program until
+    /// [`attach`](Self::attach) swaps this one in. Links whose interface is gone, and
+    /// endpoint entries without links, are removed.
+    pub fn load_pinned(cfg: &PolicyConfig, pin_root: &Path) -> Result<(Self, Readopted), BpfError> {
+        crate::pin::ensure_bpffs_dir(&pin_root.join(LINK_DIR)).map_err(BpfError::Other)?;
+        let had_maps = PINNED_MAPS.iter().any(|m| pin_root.join(m).exists());
+        let (mut dp, maps_replaced) = match Self::open_load(cfg, Some(pin_root)) {
+            Ok(dp) => (dp, false),
+            Err(e) if had_maps => {
+                tracing::warn!(
+                    "pinned policy maps under {} do not fit this program ({e}): pinning new ones",
+                    pin_root.display()
+                );
+                crate::pin::remove_files(pin_root, PINNED_MAPS).map_err(BpfError::Other)?;
+                (Self::open_load(cfg, Some(pin_root))?, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut found = dp.readopt(pin_root)?;
+        found.maps_replaced = maps_replaced;
+        Ok((dp, found))
+    }
+
+    fn readopt(&mut self, pin_root: &Path) -> Result<Readopted, BpfError> {
+        let state = self
+            .skel
+            .maps
+            .policy_state
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(map_err("policy_state"))?
+            .and_then(|v| PolicyStateRaw::from_bytes(&v).map(|s| s.generation))
+            .unwrap_or(0);
+        self.generation = state;
+        // Both slots' contents as they are, so the next apply writes only what changes.
+        let m = &self.skel.maps;
+        for (slot, (rules, cache, exact)) in [
+            (
+                &m.policy_rules0,
+                &m.policy_ipcache0,
+                &m.policy_ipcache_exact0,
+            ),
+            (
+                &m.policy_rules1,
+                &m.policy_ipcache1,
+                &m.policy_ipcache_exact1,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            self.slots[slot] = SlotShadow {
+                policy: Some(read_map(rules)),
+                ipcache: Some(read_map(cache)),
+                ipcache_exact: Some(read_map(exact)),
+            };
+        }
+        // The standby slot may have been the active one a moment ago (a previous agent
+        // flipped and died): the grace period applies as if we had flipped.
+        self.retired_at[((state & 1) ^ 1) as usize] = Some(Instant::now());
+
+        let mut found = Readopted {
+            generation: state,
+            ..Readopted::default()
+        };
+        let mut by_ifindex: BTreeMap<u32, [Option<(Link, PathBuf)>; 2]> = BTreeMap::new();
+        let dir = pin_root.join(LINK_DIR);
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| BpfError::Other(format!("reading {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let parsed = name.split_once('-').and_then(|(idx, dir)| {
+                let d = LINK_SUFFIXES.iter().position(|s| *s == dir)?;
+                Some((idx.parse::<u32>().ok()?, d))
+            });
+            let link = Link::open(&path).ok();
+            // A link whose interface went away is defunct: its ifindex reads 0.
+            let live = match (&parsed, &link) {
+                (Some((idx, _)), Some(l)) => l.info().is_ok_and(|i| {
+                    matches!(i.info, libbpf_rs::query::LinkTypeInfo::Tcx(t) if t.ifindex == *idx)
+                }),
+                _ => false,
+            };
+            match (parsed, link) {
+                (Some((idx, d)), Some(l)) if live => {
+                    by_ifindex.entry(idx).or_default()[d] = Some((l, path));
+                }
+                (_, link) => {
+                    if let Some(l) = link {
+                        let _ = l.detach();
+                    }
+                    let _ = std::fs::remove_file(&path);
+                    found.stale_links += 1;
+                }
+            }
+        }
+        for (idx, pair) in by_ifindex {
+            match pair {
+                [Some((i, ip)), Some((e, ep))] => {
+                    self.attachments.insert(
+                        idx,
+                        Attachment::Links(PolicyLinks {
+                            links: [i, e],
+                            pins: Some([ip, ep]),
+                            adopted: true,
+                        }),
+                    );
+                }
+                half => {
+                    for (l, path) in half.into_iter().flatten() {
+                        let _ = l.detach();
+                        let _ = std::fs::remove_file(path);
+                        found.stale_links += 1;
+                    }
+                }
+            }
+        }
+        found.endpoints = self.attachments.len();
+        // Endpoint entries without a link (their interface left, or an agent died between
+        // registering and attaching) are not enforced anywhere: drop them.
+        let eps = &self.skel.maps.policy_endpoints;
+        let keys: Vec<Vec<u8>> = eps.keys().collect();
+        for k in keys {
+            let idx = <[u8; 4]>::try_from(k.as_slice()).map(u32::from_ne_bytes);
+            if idx.is_ok_and(|i| !self.attachments.contains_key(&i)) {
+                let _ = eps.delete(&k);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The pin root, when pinned.
+    pub fn pin_root(&self) -> Option<&Path> {
+        self.pin_root.as_deref()
+    }
+
+    fn open_load(cfg: &PolicyConfig, pin_root: Option<&Path>) -> Result<Self, BpfError> {
         crate::sensors::install_libbpf_print();
         let storage: &'static mut MaybeUninit<OpenObject> =
             Box::leak(Box::new(MaybeUninit::uninit()));
@@ -196,6 +442,25 @@ impl PolicyDatapath {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.conntrack_disabled = u8::from(!cfg.conntrack);
         }
+        if let Some(root) = pin_root {
+            let m = &mut open.maps;
+            let pinned = [
+                &mut m.policy_rules0,
+                &mut m.policy_rules1,
+                &mut m.policy_ipcache0,
+                &mut m.policy_ipcache1,
+                &mut m.policy_ipcache_exact0,
+                &mut m.policy_ipcache_exact1,
+                &mut m.policy_state,
+                &mut m.policy_endpoints,
+                &mut m.policy_ct,
+                &mut m.policy_counters,
+                &mut m.policy_stats,
+            ];
+            for (name, map) in PINNED_MAPS.iter().zip(pinned) {
+                map.set_pin_path(root.join(name)).map_err(open_err)?;
+            }
+        }
         let skel = open.load().map_err(|source| BpfError::Load {
             object: "policy",
             log: String::new(),
@@ -208,6 +473,7 @@ impl PolicyDatapath {
             slots: Default::default(),
             retired_at: [None, None],
             attachments: BTreeMap::new(),
+            pin_root: pin_root.map(Path::to_path_buf),
         })
     }
 
@@ -395,28 +661,142 @@ impl PolicyDatapath {
             .delete(&ifindex.to_ne_bytes());
     }
 
-    /// Attach both directions to an interface (idempotent).
+    /// Attach both directions to an interface (idempotent). Pinned, the links are TCX links
+    /// pinned under the pin root. A link re-adopted from a previous agent gets this program
+    /// swapped in with `bpf_link_update`: one atomic replacement in the same place of the
+    /// hook's chain, so every packet is judged by exactly one of the two programs (attaching
+    /// ours next to the old one and detaching that after would judge and count packets twice
+    /// in between; detaching first would leave a window with no judge). Only when the update
+    /// fails is ours attached next to the old link first, and the old one detached after.
     pub fn attach(&mut self, ifindex: u32) -> Result<TcMode, BpfError> {
-        if let Some(a) = self.attachments.get(&ifindex) {
-            return Ok(a.mode);
+        match self.attachments.remove(&ifindex) {
+            Some(Attachment::Links(mut old)) if old.adopted => {
+                let taken = self.take_over(ifindex, &mut old);
+                let current = match taken {
+                    Ok(None) => {
+                        old.adopted = false;
+                        Ok(old)
+                    }
+                    Ok(Some(new)) => {
+                        old.remove();
+                        Ok(new)
+                    }
+                    // The old links keep enforcing with the previous program; the next
+                    // reconcile tries again.
+                    Err(e) => Err((old, e)),
+                };
+                return match current {
+                    Ok(l) => {
+                        self.attachments.insert(ifindex, Attachment::Links(l));
+                        Ok(TcMode::Tcx)
+                    }
+                    Err((old, e)) => {
+                        self.attachments.insert(ifindex, Attachment::Links(old));
+                        Err(e)
+                    }
+                };
+            }
+            Some(a) => {
+                let mode = a.mode();
+                self.attachments.insert(ifindex, a);
+                return Ok(mode);
+            }
+            None => {}
         }
-        let a = tc::attach(
-            &self.skel.progs.policy_from_endpoint,
-            &self.skel.progs.policy_to_endpoint,
-            ifindex,
-        )?;
-        let mode = a.mode;
+        let progs = &self.skel.progs;
+        let (from, to) = (&progs.policy_from_endpoint, &progs.policy_to_endpoint);
+        let a = match &self.pin_root {
+            Some(root) => match (tc::attach_tcx(from, ifindex), tc::attach_tcx(to, ifindex)) {
+                (Ok(i), Ok(e)) => Attachment::Links(pin_links(root, ifindex, [i, e])),
+                (i, e) => {
+                    // Both or neither: a half-attached interface would enforce one way only.
+                    drop((i, e));
+                    tracing::warn!(
+                        ifindex,
+                        "no TCX: clsact filters are not pinned, enforcement on this interface stops with the agent"
+                    );
+                    Attachment::Owned(tc::attach(from, to, ifindex)?)
+                }
+            },
+            None => Attachment::Owned(tc::attach(from, to, ifindex)?),
+        };
+        let mode = a.mode();
         self.attachments.insert(ifindex, a);
         Ok(mode)
     }
 
+    /// Put this program into a re-adopted pair of links (see `attach`): `None` when swapped
+    /// in place, else new pinned links already attached next to `old`, which the caller
+    /// removes.
+    fn take_over(
+        &self,
+        ifindex: u32,
+        old: &mut PolicyLinks,
+    ) -> Result<Option<PolicyLinks>, BpfError> {
+        let progs = [
+            &self.skel.progs.policy_from_endpoint,
+            &self.skel.progs.policy_to_endpoint,
+        ];
+        let mut updated = true;
+        for (link, prog) in old.links.iter_mut().zip(progs) {
+            if let Err(e) = link.update_prog(prog) {
+                tracing::warn!(
+                    ifindex,
+                    "bpf_link_update: {e}; attaching next to the old link"
+                );
+                updated = false;
+            }
+        }
+        if updated {
+            return Ok(None);
+        }
+        match (
+            tc::attach_tcx(progs[0], ifindex),
+            tc::attach_tcx(progs[1], ifindex),
+        ) {
+            (Ok(i), Ok(e)) => {
+                // The old pins' paths are reused: free them first (the old links stay
+                // attached through our fds until the caller removes them, which then only
+                // detaches them).
+                for p in old.pins.take().into_iter().flatten() {
+                    let _ = std::fs::remove_file(p);
+                }
+                let root = self.pin_root.as_deref().unwrap_or(Path::new(""));
+                Ok(Some(pin_links(root, ifindex, [i, e])))
+            }
+            (i, e) => Err(BpfError::Other(format!(
+                "attaching TCX to ifindex {ifindex}: {}",
+                i.err()
+                    .or(e.err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// Stop enforcing on an interface: detach, unpin, forget its endpoint entry.
     pub fn detach(&mut self, ifindex: u32) {
-        self.attachments.remove(&ifindex);
+        match self.attachments.remove(&ifindex) {
+            Some(Attachment::Links(l)) => l.remove(),
+            Some(Attachment::Owned(t)) => drop(t),
+            None => {}
+        }
         self.remove_endpoint(ifindex);
     }
 
+    /// Interfaces with an attachment (ours, or re-adopted and not yet taken over).
     pub fn attached(&self) -> Vec<u32> {
         self.attachments.keys().copied().collect()
+    }
+
+    /// Whether `attach(ifindex)` has work to do: nothing attached, or links still running a
+    /// previous agent's program.
+    pub fn needs_attach(&self, ifindex: u32) -> bool {
+        match self.attachments.get(&ifindex) {
+            None => true,
+            Some(Attachment::Links(l)) => l.adopted,
+            Some(Attachment::Owned(_)) => false,
+        }
     }
 
     /// Forget every tracked connection (tests; the agent never needs it).
@@ -443,16 +823,7 @@ impl PolicyDatapath {
             ("policy_endpoints", &m.policy_endpoints),
         ];
         maps.into_iter()
-            .map(|(name, map)| {
-                let entries = map
-                    .keys()
-                    .filter_map(|k| {
-                        let v = map.lookup(&k, MapFlags::ANY).ok().flatten()?;
-                        Some((k, v))
-                    })
-                    .collect();
-                (name, entries)
-            })
+            .map(|(name, map)| (name, read_map(map)))
             .collect()
     }
 
@@ -497,6 +868,89 @@ impl PolicyDatapath {
             .map_err(|e| BpfError::Other(format!("BPF_PROG_TEST_RUN: {e}")))?;
         Ok((out.return_value as i32, out.duration))
     }
+}
+
+fn link_pin(root: &Path, ifindex: u32, dir: usize) -> PathBuf {
+    root.join(LINK_DIR)
+        .join(format!("{ifindex}-{}", LINK_SUFFIXES[dir]))
+}
+
+/// Pin a freshly attached pair. Pinning failing leaves them unpinned (they then detach with
+/// the agent), with a warning: enforcement now matters more than surviving a restart.
+fn pin_links(root: &Path, ifindex: u32, mut links: [Link; 2]) -> PolicyLinks {
+    let paths = [link_pin(root, ifindex, 0), link_pin(root, ifindex, 1)];
+    let mut pinned = 0;
+    for (link, path) in links.iter_mut().zip(&paths) {
+        // A leftover file there names no live link of ours (re-adoption removed those).
+        let _ = std::fs::remove_file(path);
+        if let Err(e) = link.pin(path) {
+            tracing::warn!(
+                ifindex,
+                "pinning the policy link at {}: {e}; enforcement on this interface stops with the agent",
+                path.display()
+            );
+            break;
+        }
+        pinned += 1;
+    }
+    if pinned < 2 {
+        for path in &paths[..pinned] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    PolicyLinks {
+        links,
+        pins: (pinned == 2).then_some(paths),
+        adopted: false,
+    }
+}
+
+/// Every entry of a map.
+fn read_map<C: FromIterator<(Vec<u8>, Vec<u8>)>>(map: &dyn MapCore) -> C {
+    map.keys()
+        .filter_map(|k| {
+            let v = map.lookup(&k, MapFlags::ANY).ok().flatten()?;
+            Some((k, v))
+        })
+        .collect()
+}
+
+/// The TCX links on `ifindex` that run a policy program, as (link id, program id), from the
+/// kernel's own lists (whoever attached them, agent or not).
+pub fn policy_links_on(ifindex: u32) -> Vec<(u32, u32)> {
+    use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, ProgInfoIter};
+    let programs: std::collections::BTreeSet<u32> = ProgInfoIter::default()
+        .filter(|p| p.name.to_string_lossy().starts_with("policy_"))
+        .map(|p| p.id)
+        .collect();
+    LinkInfoIter::default()
+        .filter(|l| matches!(&l.info, LinkTypeInfo::Tcx(t) if t.ifindex == ifindex))
+        .filter(|l| programs.contains(&l.prog_id))
+        .map(|l| (l.id, l.prog_id))
+        .collect()
+}
+
+/// Remove the policy datapath's pins (for `fathom uninstall`): every pinned link is detached
+/// (enforcement stops), then the maps go. Returns the paths removed. Stop the agent first: a
+/// running agent keeps the maps, and would not re-attach links removed under it.
+pub fn remove_pins(pin_root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut removed = Vec::new();
+    let dir = pin_root.join(LINK_DIR);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if let Ok(link) = Link::open(&path) {
+                let _ = link.detach();
+            }
+            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+            removed.push(path);
+        }
+    }
+    let _ = std::fs::remove_dir(&dir);
+    removed.extend(crate::pin::remove_files(pin_root, PINNED_MAPS)?);
+    // The directory goes too when nothing else lives there.
+    let _ = std::fs::remove_dir(pin_root);
+    Ok(removed)
 }
 
 fn sum_counter(map: &dyn MapCore, key: &[u8]) -> PolicyCounterRaw {

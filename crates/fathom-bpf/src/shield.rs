@@ -349,9 +349,7 @@ impl Shield {
                 source,
             })?;
         if let Some(root) = pin_root {
-            std::fs::create_dir_all(root).map_err(|e| {
-                BpfError::Other(format!("creating pin dir {}: {e}", root.display()))
-            })?;
+            crate::pin::ensure_bpffs_dir(root).map_err(BpfError::Other)?;
             let maps = &mut open.maps;
             for (name, map) in [
                 (PINNED_MAPS[0], &mut maps.shield_blocklist),
@@ -702,15 +700,7 @@ impl Shield {
 
 /// Remove the shield's pins (for `fathom uninstall`); returns the paths removed.
 pub fn remove_pins(pin_root: &Path) -> Result<Vec<PathBuf>, String> {
-    let mut removed = Vec::new();
-    for name in PINNED_MAPS {
-        let p = pin_root.join(name);
-        match std::fs::remove_file(&p) {
-            Ok(()) => removed.push(p),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("removing {}: {e}", p.display())),
-        }
-    }
+    let removed = crate::pin::remove_files(pin_root, PINNED_MAPS)?;
     // The directory goes too when nothing else lives there.
     let _ = std::fs::remove_dir(pin_root);
     Ok(removed)

@@ -38,7 +38,7 @@ impl std::fmt::Debug for TcAttachment {
 const LEGACY_HANDLE: u32 = 0xfa70;
 const LEGACY_PRIORITY: u32 = 0xfa70;
 
-fn attach_tcx(prog: &Program<'_>, ifindex: u32) -> Result<Link, std::io::Error> {
+pub(crate) fn attach_tcx(prog: &Program<'_>, ifindex: u32) -> Result<Link, std::io::Error> {
     let opts = libbpf_sys::bpf_tcx_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_tcx_opts>() as libbpf_sys::size_t,
         ..Default::default()

@@ -57,7 +57,9 @@ enum Command {
     Unblock(shield::UnblockArgs),
     /// List the shield's blocklist.
     Blocks(shield::BlocksArgs),
-    /// Remove Fathom's pinned BPF state (the shield's blocklist and counters).
+    /// Remove Fathom's pinned BPF state: the shield's blocklist and counters, and the network
+    /// policy's maps and links (enforcement left in place by a stopped agent ends). Stop the
+    /// agent first.
     Uninstall(shield::UninstallArgs),
     /// Alerts: port scans, SYN floods, shield audit (observe --type alert, same flags).
     Alerts(observe::ObserveArgs),
@@ -128,6 +130,10 @@ struct AgentArgs {
     /// Where applied network policies are kept (default /var/lib/fathom/policy).
     #[arg(long, env = "FATHOM_POLICY_STATE_DIR")]
     policy_state_dir: Option<PathBuf>,
+    /// bpffs directory for the policy maps and links, so enforcement survives an agent
+    /// restart (default /sys/fs/bpf/fathom/policy), or "off" to pin nothing.
+    #[arg(long, env = "FATHOM_POLICY_PIN_ROOT")]
+    policy_pin_root: Option<PathBuf>,
     /// Watch only this lab's pods: attach, attribution and policy (repeatable; default: every
     /// lab on the node).
     #[arg(long = "lab")]
@@ -219,6 +225,11 @@ impl AgentArgs {
             c.policy.state_dir = d;
         }
         c.labs.extend(self.labs);
+        match self.policy_pin_root {
+            Some(p) if p.as_os_str() == "off" => c.policy.pin_root = None,
+            Some(p) => c.policy.pin_root = Some(p),
+            None => {}
+        }
         c.policy.labs.extend(self.policy_labs);
         if self.no_policy {
             c.policy.enabled = false;

@@ -1,7 +1,7 @@
 //! `fathom block`, `unblock`, `blocks`, `uninstall`: the XDP shield's blocklist through the
 //! agent's unix socket (root only), and removal of pinned state.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fathom_agent::client::{AgentClient, ClientError, DEFAULT_SOCKET};
@@ -41,6 +41,10 @@ pub struct UninstallArgs {
     /// The shield's pin directory (as in the agent's shield.pin_root).
     #[arg(long, env = "FATHOM_SHIELD_PIN_ROOT", default_value = fathom_bpf::shield::DEFAULT_PIN_ROOT)]
     pub shield_pin_root: PathBuf,
+    /// The network policy's pin directory (as in the agent's policy.pin_root): its pinned
+    /// links are detached, so policy enforcement stops, and its maps removed.
+    #[arg(long, env = "FATHOM_POLICY_PIN_ROOT", default_value = fathom_bpf::policy::DEFAULT_PIN_ROOT)]
+    pub policy_pin_root: PathBuf,
 }
 
 fn check_cidr(s: &str) -> anyhow::Result<()> {
@@ -112,13 +116,25 @@ pub async fn blocks(a: BlocksArgs) -> anyhow::Result<i32> {
 }
 
 pub fn uninstall(a: UninstallArgs) -> anyhow::Result<i32> {
-    let removed =
-        fathom_bpf::shield::remove_pins(&a.shield_pin_root).map_err(anyhow::Error::msg)?;
-    for p in &removed {
-        println!("removed {}", p.display());
+    type RemovePins = fn(&Path) -> Result<Vec<PathBuf>, String>;
+    let removals: [(&Path, RemovePins); 2] = [
+        (&a.shield_pin_root, fathom_bpf::shield::remove_pins),
+        (&a.policy_pin_root, fathom_bpf::policy::remove_pins),
+    ];
+    for (root, remove) in removals {
+        let removed = remove(root).map_err(anyhow::Error::msg)?;
+        for p in &removed {
+            println!("removed {}", p.display());
+        }
+        if removed.is_empty() {
+            println!("nothing pinned under {}", root.display());
+        }
     }
-    if removed.is_empty() {
-        println!("nothing pinned under {}", a.shield_pin_root.display());
-    }
+    // The default roots share /sys/fs/bpf/fathom: it goes too once empty.
+    let _ = std::fs::remove_dir(
+        Path::new(fathom_bpf::shield::DEFAULT_PIN_ROOT)
+            .parent()
+            .unwrap_or(Path::new("")),
+    );
     Ok(0)
 }

@@ -87,6 +87,22 @@ struct Lab {
 }
 
 impl Lab {
+    /// Namespace x with pods a and b, serving (see `serve`).
+    fn two_pods(prefix: &str) -> Lab {
+        let spec = LabSpec::from_yaml(
+            "namespaces:\n- name: x\n  pods:\n  - {name: a, labels: {pod: a}}\n  - {name: b, labels: {pod: b}}\n",
+        )
+        .expect("spec");
+        let guard = LabGuard::up_named(&spec, &fathom_lab::unique_name(prefix)).expect("lab up");
+        let state = guard.state().clone();
+        let lab = Lab {
+            _guard: guard,
+            state,
+        };
+        lab.serve();
+        lab
+    }
+
     fn state(&self) -> &LabState {
         &self.state
     }
@@ -236,6 +252,15 @@ impl Lab {
         f(&mut st);
         std::fs::write(&path, serde_json::to_string_pretty(&st).expect("json")).expect("write");
         self.state = st;
+    }
+}
+
+fn b_to_a(port: u16, proto: Proto) -> Probe {
+    Probe {
+        from: "x/b".into(),
+        to: "x/a".into(),
+        port,
+        proto,
     }
 }
 
@@ -792,17 +817,7 @@ fn maps(agent: &Agent) -> Value {
 #[test]
 fn bad_input_changes_nothing_and_policies_survive_a_restart() {
     let _g = serial();
-    let spec = LabSpec::from_yaml(
-        "namespaces:\n- name: x\n  pods:\n  - {name: a, labels: {pod: a}}\n  - {name: b, labels: {pod: b}}\n",
-    )
-    .expect("spec");
-    let guard = LabGuard::up_named(&spec, &fathom_lab::unique_name("polbad")).expect("lab up");
-    let state = guard.state().clone();
-    let lab = Lab {
-        _guard: guard,
-        state,
-    };
-    lab.serve();
+    let lab = Lab::two_pods("polbad");
     let state_dir = tempfile::tempdir().expect("tempdir");
     let args = [
         "--web-address",
@@ -818,12 +833,7 @@ fn bad_input_changes_nothing_and_policies_survive_a_restart() {
         "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress]",
     );
     apply(&agent, dir.path(), "good", &good);
-    let probe = Probe {
-        from: "x/b".into(),
-        to: "x/a".into(),
-        port: 80,
-        proto: Proto::Tcp,
-    };
+    let probe = b_to_a(80, Proto::Tcp);
     assert!(
         !lab.probe_one(&probe, PROBE_TIMEOUT),
         "x/a must be isolated"
@@ -902,5 +912,291 @@ fn bad_input_changes_nothing_and_policies_survive_a_restart() {
     assert!(
         lab.probe_one(&probe, Duration::from_secs(3)),
         "delete must open x/a again"
+    );
+}
+
+/// The program's own counters, as `policy list` shows them.
+fn stat(agent: &Agent, name: &str) -> u64 {
+    let (ok, out, err) = run_cli(agent, &["list", "-o", "json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    v["stats"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+/// Pin files of one interface's links under a policy pin root.
+fn link_pins(root: &std::path::Path, ifindex: u32) -> Vec<std::path::PathBuf> {
+    ["from-endpoint", "to-endpoint"]
+        .iter()
+        .map(|d| root.join("links").join(format!("{ifindex}-{d}")))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn wait_until(what: &str, agent: &Agent, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Enforcement outlives the agent: a deny stays enforced while no agent runs (after SIGTERM
+/// and after SIGKILL) and allowed traffic still passes; the next agent re-adopts the pinned
+/// state (same policy, same identities, counters continuing exactly), changes take effect
+/// through it, pins of interfaces that went away are removed, and `fathom uninstall` ends
+/// enforcement. Every denied probe is one UDP datagram, so the drop counter is exact.
+#[test]
+fn enforcement_survives_agent_restarts_and_uninstall_removes_it() {
+    let _g = serial();
+    let lab = Lab::two_pods("polpin");
+    // Two more labs, each with one pod, taken down while an agent runs and while none does.
+    let side_spec = |ns: &str| {
+        LabSpec::from_yaml(&format!(
+            "namespaces:\n- name: {ns}\n  pods:\n  - {{name: d, labels: {{pod: d}}}}\n"
+        ))
+        .expect("spec")
+    };
+    let side_live =
+        LabGuard::up_named(&side_spec("w"), &fathom_lab::unique_name("polpinw")).expect("lab up");
+    let side_idle =
+        LabGuard::up_named(&side_spec("v"), &fathom_lab::unique_name("polpinv")).expect("lab up");
+    let live_idx = side_live.state().pods[0].host_ifindex;
+    let idle_idx = side_idle.state().pods[0].host_ifindex;
+    let (live_name, idle_name) = (
+        side_live.state().name.clone(),
+        side_idle.state().name.clone(),
+    );
+
+    let pin_root = support::unique_pin_root("polpin");
+    let _pins = support::PolicyPins(pin_root.clone());
+    let state_dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--web-address",
+        "off",
+        "--lab",
+        &lab.state().name,
+        "--lab",
+        &live_name,
+        "--lab",
+        &idle_name,
+        "--policy-state-dir",
+        state_dir.path().to_str().expect("path"),
+        "--policy-pin-root",
+        pin_root.to_str().expect("path"),
+    ];
+    let udp = |port| b_to_a(port, Proto::Udp);
+    let tcp80 = b_to_a(80, Proto::Tcp);
+    // One denied datagram (one drop), and the other UDP port and TCP 80 pass.
+    let check = |what: &str, denied: u16| {
+        let allowed = if denied == 81 { 80 } else { 81 };
+        assert!(
+            !lab.probe_one(&udp(denied), PROBE_TIMEOUT),
+            "{what}: UDP {denied} to x/a must be denied"
+        );
+        assert!(
+            lab.probe_one(&udp(allowed), Duration::from_secs(3)),
+            "{what}: UDP {allowed} to x/a must pass"
+        );
+        assert!(
+            lab.probe_one(&tcp80, Duration::from_secs(3)),
+            "{what}: TCP 80 to x/a must pass"
+        );
+    };
+    let deny = |port: u16| {
+        format!(
+            "apiVersion: fathom.dev/v1alpha1\nkind: FathomNetworkPolicy\nmetadata: {{name: a-deny, namespace: x}}\nspec:\n  podSelector: {{matchLabels: {{pod: a}}}}\n  ingress:\n  - action: deny\n    ports: [{{port: {port}, protocol: UDP}}]\n"
+        )
+    };
+    let docs = tempfile::tempdir().expect("tempdir");
+    let a_idx = lab.pod("x/a").host_ifindex;
+    let readopting_agent = |gen: u64, endpoints: usize| {
+        let agent = Agent::start_with(&lab._guard, &args);
+        let want = format!("re-adopted policy state generation {gen}, {endpoints} endpoints");
+        assert!(
+            agent.log().contains(&want),
+            "want {want:?} in:\n{}",
+            agent.log()
+        );
+        agent
+    };
+
+    let mut agent = Agent::start_with(&lab._guard, &args);
+    assert!(
+        agent.log().contains("no pinned policy state"),
+        "{}",
+        agent.log()
+    );
+    apply(&agent, docs.path(), "deny81", &deny(81));
+    check("agent 1", 81);
+    assert_eq!(stat(&agent, "dropped"), 1);
+    let gen = generation(&agent);
+    for m in fathom_bpf::policy::PINNED_MAPS {
+        assert!(pin_root.join(m).exists(), "{m} not pinned");
+    }
+    for idx in [a_idx, live_idx, idle_idx] {
+        assert_eq!(link_pins(&pin_root, idx).len(), 2, "links of ifindex {idx}");
+    }
+
+    // SIGTERM: a clean exit leaves enforcement in place.
+    let st = agent.stop(libc::SIGTERM).expect("agent exit");
+    assert!(st.success(), "agent exit {st}:\n{}", agent.log());
+    assert!(
+        agent.log().contains("policy enforcement left in place"),
+        "{}",
+        agent.log()
+    );
+    let links = fathom_bpf::policy::policy_links_on(a_idx);
+    assert_eq!(
+        links.len(),
+        2,
+        "policy links on x/a's interface without an agent"
+    );
+    check("no agent after SIGTERM", 81);
+    drop(agent);
+
+    let agent = readopting_agent(gen, 4);
+    let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&out).expect("json");
+    let names: Vec<&str> = listed["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a-deny"], "{listed}");
+    // The new agent's programs went into the same links (bpf_link_update), none was added
+    // next to them.
+    let now = fathom_bpf::policy::policy_links_on(a_idx);
+    let ids = |l: &[(u32, u32)]| l.iter().map(|(link, _)| *link).collect::<Vec<_>>();
+    assert_eq!(ids(&now), ids(&links), "the same links");
+    for ((_, old), (_, new)) in links.iter().zip(&now) {
+        assert_ne!(old, new, "the links still run the stopped agent's program");
+    }
+    // The stored policy was compiled again into the standby slot and flipped to: with the
+    // identities kept in the state dir, it is the very same map content as before.
+    assert_eq!(generation(&agent), gen + 1);
+    let m = maps(&agent);
+    for pair in ["policy_rules", "policy_ipcache", "policy_ipcache_exact"] {
+        assert_eq!(
+            m[format!("{pair}0")],
+            m[format!("{pair}1")],
+            "{pair}: the restarted agent's identities differ"
+        );
+    }
+    assert_eq!(stat(&agent, "dropped"), 2, "counters continue");
+    check("agent 2", 81);
+    assert_eq!(stat(&agent, "dropped"), 3);
+    // A change through the new agent takes effect.
+    apply(&agent, docs.path(), "deny80", &deny(80));
+    check("agent 2 after a change", 80);
+    assert_eq!(stat(&agent, "dropped"), 4);
+    // A pod gone while the agent runs: its links and pins go on the next reconcile.
+    drop(side_live);
+    wait_until("the gone pod's pins are removed", &agent, || {
+        link_pins(&pin_root, live_idx).is_empty()
+    });
+    let gen = generation(&agent);
+
+    // SIGKILL: no chance to clean up, same result.
+    let mut agent = agent;
+    agent.stop(libc::SIGKILL);
+    check("no agent after SIGKILL", 80);
+    drop(agent);
+    // A pod gone while no agent runs: the next agent removes its pins at start.
+    drop(side_idle);
+
+    let agent = readopting_agent(gen, 2);
+    assert!(link_pins(&pin_root, idle_idx).is_empty());
+    assert_eq!(
+        stat(&agent, "dropped"),
+        5,
+        "counters continue after SIGKILL"
+    );
+    check("agent 3", 80);
+    assert_eq!(stat(&agent, "dropped"), 6);
+    drop(agent);
+
+    // Uninstall (the shield's root is one nobody uses): pins and links go, traffic flows.
+    let out = Command::new(fathom())
+        .args(["uninstall", "--policy-pin-root"])
+        .arg(&pin_root)
+        .arg("--shield-pin-root")
+        .arg(support::unique_pin_root("polpin-shield"))
+        .output()
+        .expect("uninstall");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!pin_root.exists(), "uninstall removes the policy pins");
+    assert_eq!(
+        fathom_bpf::policy::policy_links_on(a_idx),
+        Vec::<(u32, u32)>::new(),
+        "uninstall detaches the policy programs from x/a's interface"
+    );
+    assert!(
+        lab.probe_one(&udp(80), Duration::from_secs(3)),
+        "UDP 80 passes once uninstalled"
+    );
+}
+
+/// A pin root that cannot hold pins (not on bpffs): the agent says so and enforces unpinned,
+/// and its enforcement ends with it.
+#[test]
+fn an_unpinnable_root_leaves_the_agent_enforcing_unpinned() {
+    let _g = serial();
+    let lab = Lab::two_pods("polnopin");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let not_bpffs = tmp.path().join("pins");
+    let state_dir = tmp.path().join("state");
+    let agent = Agent::start_with(
+        &lab._guard,
+        &[
+            "--web-address",
+            "off",
+            "--policy-state-dir",
+            state_dir.to_str().expect("path"),
+            "--policy-pin-root",
+            not_bpffs.to_str().expect("path"),
+        ],
+    );
+    let want = format!(
+        "policy state cannot be pinned under {} ({} is not on a BPF filesystem",
+        not_bpffs.display(),
+        tmp.path().display()
+    );
+    assert!(
+        agent.log().contains(&want),
+        "want {want:?} in:\n{}",
+        agent.log()
+    );
+    let docs = tempfile::tempdir().expect("tempdir");
+    apply(
+        &agent,
+        docs.path(),
+        "isolate-a",
+        &np(
+            "isolate-a",
+            "x",
+            "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress]",
+        ),
+    );
+    let probe = b_to_a(80, Proto::Tcp);
+    assert!(!lab.probe_one(&probe, PROBE_TIMEOUT), "enforced unpinned");
+    let (_, out, _) = run_cli(&agent, &["list", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(listed["pin_root"], Value::Null, "{listed}");
+    let a_idx = lab.pod("x/a").host_ifindex;
+    drop(agent);
+    assert!(
+        !not_bpffs.exists(),
+        "nothing created at the unpinnable root"
+    );
+    assert_eq!(
+        fathom_bpf::policy::policy_links_on(a_idx),
+        Vec::<(u32, u32)>::new()
+    );
+    assert!(
+        lab.probe_one(&probe, Duration::from_secs(3)),
+        "unpinned enforcement ends with the agent"
     );
 }

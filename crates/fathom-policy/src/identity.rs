@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::error::IdentityError;
@@ -30,7 +30,7 @@ use crate::policy::PortProtocol;
 use crate::syntax::Labels;
 
 /// A numeric security identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Identity(pub u32);
 
 impl Identity {
@@ -57,7 +57,7 @@ impl fmt::Display for Identity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LabelSource {
     K8s,
     K8sNamespace,
@@ -79,7 +79,7 @@ impl LabelSource {
 }
 
 /// One security-relevant label.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Label {
     pub source: LabelSource,
     pub key: String,
@@ -256,9 +256,65 @@ impl IdentityAllocator {
         self.by_id.len()
     }
 
+    /// Everything needed to hand out the same ids after a restart (the agent keeps it next to
+    /// the applied policies).
+    pub fn snapshot(&self) -> AllocatorSnapshot {
+        AllocatorSnapshot {
+            next_pod: self.next_pod,
+            next_cidr: self.next_cidr,
+            identities: self
+                .by_id
+                .iter()
+                .filter(|(id, _)| !id.is_reserved())
+                .map(|(id, labels)| (*id, labels.clone()))
+                .collect(),
+        }
+    }
+
+    /// An allocator that continues `snap`: the same label sets keep their ids, and new ones
+    /// get ids never handed out before. Refuses a snapshot that could not have come from an
+    /// allocator (an id outside its range, a label set twice, counters behind the ids).
+    pub fn restore(snap: &AllocatorSnapshot) -> Result<Self, String> {
+        let mut a = Self::new();
+        if !(Identity::FIRST_POD..=Identity::FIRST_CIDR).contains(&snap.next_pod)
+            || snap.next_cidr < Identity::FIRST_CIDR
+        {
+            return Err(format!(
+                "identity counters out of range (next pod id {}, next CIDR id {})",
+                snap.next_pod, snap.next_cidr
+            ));
+        }
+        for (id, labels) in &snap.identities {
+            let next = if id.is_cidr() {
+                snap.next_cidr
+            } else {
+                snap.next_pod
+            };
+            if id.is_reserved() || id.0 >= next {
+                return Err(format!("identity {id} is outside the allocated range"));
+            }
+            if a.by_labels.insert(labels.clone(), *id).is_some() {
+                return Err(format!("identity {id}: its label set has another id too"));
+            }
+            a.by_id.insert(*id, labels.clone());
+        }
+        a.next_pod = snap.next_pod;
+        a.next_cidr = snap.next_cidr;
+        Ok(a)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// An allocator's state, as `IdentityAllocator::snapshot` gives it (serde).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocatorSnapshot {
+    pub next_pod: u32,
+    pub next_cidr: u32,
+    /// Non-reserved ids and their label sets.
+    pub identities: BTreeMap<Identity, LabelSet>,
 }
 
 #[cfg(test)]
@@ -312,6 +368,62 @@ mod tests {
         assert_eq!(a.lookup(&set(&[("a", "1")])), None);
         let y = a.allocate(&set(&[("a", "1")])).expect("id");
         assert_ne!(x, y);
+    }
+
+    #[test]
+    fn a_restored_allocator_keeps_ids_and_never_reuses_one() {
+        let mut a = IdentityAllocator::new();
+        let x = a.allocate(&set(&[("a", "1")])).expect("id");
+        let gone = a.allocate(&set(&[("a", "2")])).expect("id");
+        a.retain(&BTreeSet::from([x]));
+        let mut c = reserved_labels("world");
+        c.insert(cidr_label("10.0.0.0/8".parse().expect("net")));
+        let cidr = a.allocate(&c).expect("id");
+        let json = serde_json::to_string(&a.snapshot()).expect("json");
+        let snap: AllocatorSnapshot = serde_json::from_str(&json).expect("parse");
+        let mut b = IdentityAllocator::restore(&snap).expect("restore");
+        assert_eq!(b.allocate(&set(&[("a", "1")])).expect("id"), x);
+        assert_eq!(b.allocate(&c).expect("id"), cidr);
+        assert_eq!(b.lookup(&reserved_labels("host")), Some(Identity::HOST));
+        // The forgotten id stays retired: a new set gets the next one.
+        let y = b.allocate(&set(&[("a", "3")])).expect("id");
+        assert_eq!(y, Identity(gone.0 + 1));
+        assert_eq!(
+            b.allocate(&set(&[("a", "2")])).expect("id"),
+            Identity(y.0 + 1)
+        );
+    }
+
+    #[test]
+    fn impossible_snapshots_are_refused() {
+        let mut a = IdentityAllocator::new();
+        let x = a.allocate(&set(&[("a", "1")])).expect("id");
+        let good = a.snapshot();
+        let mut behind = good.clone();
+        behind.next_pod = x.0;
+        let mut twice = good.clone();
+        twice
+            .identities
+            .insert(Identity(x.0 + 1), set(&[("a", "1")]));
+        twice.next_pod = x.0 + 2;
+        let mut reserved = good.clone();
+        reserved.identities.insert(Identity(7), set(&[("b", "1")]));
+        for (snap, want) in [
+            (
+                behind,
+                format!("identity {x} is outside the allocated range"),
+            ),
+            (
+                twice,
+                format!("identity {}: its label set has another id too", x.0 + 1),
+            ),
+            (
+                reserved,
+                "identity 7 is outside the allocated range".to_string(),
+            ),
+        ] {
+            assert_eq!(IdentityAllocator::restore(&snap).err(), Some(want));
+        }
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub use error::{
 };
 pub use evaluate::evaluate;
 pub use identity::{
-    cidr_label, endpoint_labels, reserved_labels, Derived, Identity, IdentityAllocator, Label,
-    LabelSet, LabelSource,
+    cidr_label, endpoint_labels, reserved_labels, AllocatorSnapshot, Derived, Identity,
+    IdentityAllocator, Label, LabelSet, LabelSource,
 };
 pub use ipcache::IpCache;
 pub use load::{

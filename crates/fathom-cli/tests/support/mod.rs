@@ -48,6 +48,31 @@ pub struct Agent {
     child: Child,
     pub socket: PathBuf,
     pub dir: tempfile::TempDir,
+    /// The policy pin root this agent was given by `start_with` (not by the test), removed
+    /// with its links once the agent has exited.
+    own_policy_pins: Option<PathBuf>,
+}
+
+/// A pin directory under /sys/fs/bpf no other agent or test uses (`fathom-test-*`, which
+/// scripts/check-clean.sh reports if left behind).
+pub fn unique_pin_root(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    PathBuf::from(format!(
+        "/sys/fs/bpf/fathom-test-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Removes a policy pin root (detaching its pinned links) on drop, so a failing test
+/// leaves no enforcement behind.
+pub struct PolicyPins(pub PathBuf);
+
+impl Drop for PolicyPins {
+    fn drop(&mut self) {
+        let _ = fathom_bpf::policy::remove_pins(&self.0);
+    }
 }
 
 impl Agent {
@@ -57,7 +82,16 @@ impl Agent {
         Agent::start_with(lab, &["--web-address", "off"])
     }
 
+    /// Unless `extra` names a `--policy-pin-root`, the agent pins its policy state in a
+    /// directory of its own, removed when it is dropped: policy enforcement left in place by
+    /// a test agent would otherwise outlive the test.
     pub fn start_with(lab: &LabGuard, extra: &[&str]) -> Agent {
+        let own_policy_pins =
+            (!extra.contains(&"--policy-pin-root")).then(|| unique_pin_root("agent"));
+        let pins: Vec<&std::ffi::OsStr> = match &own_policy_pins {
+            Some(p) => vec!["--policy-pin-root".as_ref(), p.as_os_str()],
+            None => vec![],
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("fathom.sock");
         let log = std::fs::File::create(dir.path().join("agent.log")).expect("log file");
@@ -73,13 +107,19 @@ impl Agent {
             .arg(&lab.state().name)
             .args(extra)
             .args(store)
+            .args(pins)
             .arg("--socket")
             .arg(&socket)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn fathom agent");
-        let mut a = Agent { child, socket, dir };
+        let mut a = Agent {
+            child,
+            socket,
+            dir,
+            own_policy_pins,
+        };
         a.wait_ready();
         a
     }
@@ -166,20 +206,34 @@ impl Agent {
     }
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        // SIGINT, as Ctrl-C: the agent detaches its programs and removes its socket.
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+impl Agent {
+    /// Send `signal` and wait for the agent to exit (SIGKILL after 10 s); its exit status.
+    pub fn stop(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(st);
+        }
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SIGINT, as Ctrl-C: the agent detaches its programs (pinned policy links stay) and
+        // removes its socket.
+        self.stop(libc::SIGINT);
+        if let Some(p) = &self.own_policy_pins {
+            let _ = fathom_bpf::policy::remove_pins(p);
+        }
     }
 }
 
