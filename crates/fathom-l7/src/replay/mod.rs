@@ -48,7 +48,10 @@ pub struct ReplayOptions {
     pub node: String,
     /// Threads running the flow engines of `replay_file` and `replay_reader` (0: one per
     /// available core). The records and statistics are the same whatever the count, except
-    /// which flows are evicted at `max_flows` (split between the threads).
+    /// which flows are evicted at `max_flows` (split between the threads). One by default:
+    /// on the 2-vCPU machine it was measured on, sharding cost about a third more CPU in
+    /// all (merging the shards' records, a copy of each into new memory) and was not faster;
+    /// `replay_vs_tshark` prints both for the machine at hand.
     pub threads: usize,
 }
 
@@ -66,7 +69,7 @@ impl Default for ReplayOptions {
             udp_idle_timeout_ns: 60_000_000_000,
             closed_linger_ns: 5_000_000_000,
             node: "replay".into(),
-            threads: 0,
+            threads: 1,
         }
     }
 }

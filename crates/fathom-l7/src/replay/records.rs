@@ -99,36 +99,46 @@ impl RecordLog {
         if self.in_order {
             return (keys, v);
         }
-        let mut order: Vec<(Key, u32)> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, i as u32))
-            .collect();
-        // Keys are unique: an unstable sort is exact.
-        order.sort_unstable();
-        // Position p receives the record now at order[p].1. Each cycle of that permutation
-        // is walked once with swaps: the record a position needs is swapped in, and the one
-        // it held travels on until it reaches the cycle's start, where it belongs.
-        let mut done = vec![false; v.len()];
-        for start in 0..v.len() {
-            let mut cur = start;
-            while !done[cur] {
-                done[cur] = true;
-                let src = order[cur].1 as usize;
-                if src == start {
-                    break;
-                }
-                v.swap(cur, src);
-                cur = src;
-            }
-        }
+        let order = sort_in_place(&keys, &mut v);
         keys.clear();
         keys.extend(order.iter().map(|(k, _)| *k));
         (keys, v)
     }
 }
 
-/// Sorted runs of records (from [`RecordLog::into_sorted_keyed`]), merged into one by key.
+/// Sort `v` by `keys` (one per record, unique) without moving records into new memory:
+/// only (key, position) pairs are sorted, then the records are put in place by following the
+/// permutation's cycles, each moved about once. Returns the sorted pairs.
+fn sort_in_place(keys: &[Key], v: &mut [Record]) -> Vec<(Key, u32)> {
+    let mut order: Vec<(Key, u32)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (*k, i as u32))
+        .collect();
+    // Keys are unique: an unstable sort is exact.
+    order.sort_unstable();
+    // Position p receives the record now at order[p].1. Each cycle of that permutation is
+    // walked once with swaps: the record a position needs is swapped in, and the one it held
+    // travels on until it reaches the cycle's start, where it belongs.
+    let mut done = vec![false; v.len()];
+    for start in 0..v.len() {
+        let mut cur = start;
+        while !done[cur] {
+            done[cur] = true;
+            let src = order[cur].1 as usize;
+            if src == start {
+                break;
+            }
+            v.swap(cur, src);
+            cur = src;
+        }
+    }
+    order
+}
+
+/// Sorted runs of records (from [`RecordLog::into_sorted_keyed`], one per shard) merged
+/// into one by key: each record is moved once, in sequence (sorting them in place after
+/// appending the runs to one another moves most of them three times, at random places).
 pub fn merge(runs: Vec<(Vec<Key>, Vec<Record>)>) -> Vec<Record> {
     let total = runs.iter().map(|r| r.1.len()).sum();
     let mut out = Vec::with_capacity(total);

@@ -18,7 +18,6 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use fathom_model::Record;
 
 use super::engine::Replayer;
-use super::flows::FlowKey;
 use super::front::{Datagram, Front};
 use super::records::{merge, Key};
 use super::{ReplayError, ReplayOptions, ReplayReport, ReplayStats};
@@ -81,15 +80,29 @@ impl Batch {
 }
 
 /// The worker a datagram's flow belongs to. The ports are read as the flow engine reads them
-/// (TCP and UDP: the first four bytes; other protocols have none), so every datagram of a
-/// flow, both directions, lands on the same worker.
-fn shard_of(hasher: &ahash::RandomState, d: &Datagram<'_>, workers: usize) -> usize {
-    let (sp, dp) = match (d.proto, d.l4) {
-        (6 | 17, [a, b, c, e, ..]) => (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *e])),
-        _ => (0, 0),
+/// (TCP and UDP: the first four bytes; other protocols have none), and each side's address
+/// and port are folded with an operation that ignores their order (`^`), so every datagram
+/// of a flow, both directions, lands on the same worker.
+fn shard_of(d: &Datagram<'_>, workers: usize) -> usize {
+    let ports = match (d.proto, d.l4) {
+        (6 | 17, [a, b, c, e, ..]) => {
+            u64::from(u16::from_be_bytes([*a, *b]) ^ u16::from_be_bytes([*c, *e]))
+        }
+        _ => 0,
     };
-    let key = FlowKey::new(d.proto, (d.src, sp), (d.dst, dp));
-    (hasher.hash_one(key) % workers as u64) as usize
+    let fold = |ip: IpAddr| -> u64 {
+        match ip {
+            IpAddr::V4(v) => u64::from(u32::from(v)),
+            IpAddr::V6(v) => {
+                let x = u128::from(v);
+                (x as u64) ^ ((x >> 64) as u64)
+            }
+        }
+    };
+    let x = (fold(d.src) ^ fold(d.dst)) ^ (ports << 32) ^ u64::from(d.proto);
+    // A multiplicative mix (Fibonacci hashing), so that the high bits depend on every bit.
+    let h = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((h >> 32) % workers as u64) as usize
 }
 
 type Output = (ReplayStats, Vec<Key>, Vec<Record>);
@@ -146,12 +159,6 @@ pub fn run(
 ) -> Result<ReplayReport, ReplayError> {
     let mut wopts = opts.clone();
     wopts.max_flows = (opts.max_flows / workers).max(1);
-    let hasher = ahash::RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    );
     std::thread::scope(|scope| {
         let (recycle_tx, recycle_rx) = mpsc::channel::<Batch>();
         let mut queues: Vec<SyncSender<Batch>> = Vec::with_capacity(workers);
@@ -190,7 +197,7 @@ pub fn run(
                 }
             }
             if let Some(d) = step.datagram() {
-                let i = shard_of(&hasher, &d, workers);
+                let i = shard_of(&d, workers);
                 batches[i].add(push, &d);
                 if batches[i].full() {
                     send(&queues[i], &mut batches[i]);
