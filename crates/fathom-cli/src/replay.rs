@@ -48,6 +48,10 @@ pub struct ReplayArgs {
     /// Print capture statistics (packets, reassembly, per protocol) to stderr.
     #[arg(long)]
     stats: bool,
+    /// Threads running the flow engines (0: one per core). The output is the same whatever
+    /// the count.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: Format,
 }
@@ -91,6 +95,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     };
     let opts = ReplayOptions {
         node: crate::hostname(),
+        threads: args.threads,
         ..ReplayOptions::default()
     }
     .with_protocols(args.protocol.clone());

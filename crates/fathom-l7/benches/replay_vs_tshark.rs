@@ -13,13 +13,17 @@
 //!    the comparable L7 fields (method, URI, status, qname, rcode, Redis bulk strings, SQL
 //!    text, error codes): wall time of each and the ratio.
 //!
+//! Fathom runs as `fathom replay` does by default, on one thread, and again with its flows
+//! sharded over one thread per core (`--threads 0`; the count is printed, the two reports are
+//! checked equal), whose ratio is printed too.
 //! The figures are printed; nothing asserts on wall time (record counts are checked: a bench
 //! of a capture Fathom misreads would be meaningless). Fathom is timed best of 3 runs,
 //! tshark once (it is the slow side). Without tshark the comparison is skipped.
 //!
 //! Scale: `FATHOM_BENCH_EXCHANGES` (default 200000, split over the protocols);
 //! `FATHOM_BENCH_KEEP=1` keeps the captures (in the temp dir, printed);
-//! `FATHOM_BENCH_REPLAY=FILE` only replays FILE (best of 5), for profiling. Run by
+//! `FATHOM_BENCH_REPLAY=FILE` only replays FILE (best of `FATHOM_BENCH_RUNS`, default 5, on
+//! `FATHOM_BENCH_THREADS` threads, default 1, 0: one per core), for profiling. Run by
 //! `cargo bench -p fathom-l7 --bench replay_vs_tshark` / `scripts/bench-replay.sh`; without
 //! `--bench` (cargo test --benches) it runs a tiny smoke version.
 
@@ -586,13 +590,18 @@ fn build(dir: &Path, name: &'static str, protocol: L7Protocol, gen: Gen, n: usiz
     }
 }
 
-/// Best of `runs` replays (the least disturbed by other load), and the report of the last.
-fn time_fathom(path: &Path, runs: usize) -> (Duration, ReplayReport) {
+/// Best of `runs` replays on `threads` flow threads (0: one per core; the least disturbed by
+/// other load), and the report of the last.
+fn time_fathom(path: &Path, runs: usize, threads: usize) -> (Duration, ReplayReport) {
     let mut best = Duration::MAX;
     let mut report = None;
+    let opts = ReplayOptions {
+        threads,
+        ..ReplayOptions::default()
+    };
     for _ in 0..runs {
         let t = Instant::now();
-        let r = replay_file(path, &ReplayOptions::default()).expect("replay");
+        let r = replay_file(path, &opts).expect("replay");
         best = best.min(t.elapsed());
         report = Some(r);
     }
@@ -654,10 +663,23 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     // For profiling (`perf record` on this binary): replay one existing capture a few times.
     if let Some(path) = std::env::var_os("FATHOM_BENCH_REPLAY") {
-        let (d, report) = time_fathom(Path::new(&path), 5);
+        let threads = std::env::var("FATHOM_BENCH_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let runs = std::env::var("FATHOM_BENCH_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        let (d, report) = time_fathom(Path::new(&path), runs, threads);
         println!(
-            "{}: {} packets, {} L7 records, best of 5: {:.3} s",
+            "{} ({} threads): {} packets, {} L7 records, best of {runs}: {:.3} s",
             Path::new(&path).display(),
+            ReplayOptions {
+                threads,
+                ..ReplayOptions::default()
+            }
+            .thread_count(),
             report.stats.packets,
             report.stats.l7_records,
             d.as_secs_f64()
@@ -715,9 +737,17 @@ fn main() {
 
     let runs = if full { 3 } else { 1 };
     let tshark = tshark_available();
+    let threads = ReplayOptions {
+        threads: 0,
+        ..ReplayOptions::default()
+    }
+    .thread_count();
+    println!(
+        "fathom: as `fathom replay` runs by default, one thread; \"{threads} thr\": `--threads 0`, flows sharded over {threads} threads (one per core)"
+    );
     println!();
     println!(
-        "{:<9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>11} {:>9} {:>7}",
+        "{:<9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>11} {:>9} {:>7} {:>8} {:>7}",
         "protocol",
         "packets",
         "records",
@@ -727,11 +757,19 @@ fn main() {
         "capture/s",
         "L7 payload/s",
         "tshark",
+        "ratio",
+        format!("{threads} thr"),
         "ratio"
     );
     let mut all_records = 0;
     for b in &built {
-        let (d, report) = time_fathom(&b.path, runs);
+        let (d, report) = time_fathom(&b.path, runs, 1);
+        let (dn, report_n) = time_fathom(&b.path, runs, 0);
+        assert!(
+            report_n == report,
+            "{}: one thread and {threads} differ",
+            b.name
+        );
         let got = report
             .stats
             .protocols
@@ -745,15 +783,16 @@ fn main() {
         all_records += got;
         let size = file_len(&b.path);
         // tshark on the protocol's capture alone shows where the overall ratio comes from.
-        let (ts, ratio) = match tshark.then(|| time_tshark(&b.path)).flatten() {
+        let (ts, ratio, ratio_n) = match tshark.then(|| time_tshark(&b.path)).flatten() {
             Some((td, _)) => (
                 format!("{:.2}s", td.as_secs_f64()),
                 format!("{:.1}x", td.as_secs_f64() / d.as_secs_f64()),
+                format!("{:.1}x", td.as_secs_f64() / dn.as_secs_f64()),
             ),
-            None => ("-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:<9} {:>8} {:>8} {:>6.1}MB {:>7.3}s {:>10.0} {:>6.1}MB/s {:>7.1}MB/s {:>9} {:>7}",
+            "{:<9} {:>8} {:>8} {:>6.1}MB {:>7.3}s {:>10.0} {:>6.1}MB/s {:>7.1}MB/s {:>9} {:>7} {:>7.3}s {:>7}",
             b.name,
             b.packets,
             got,
@@ -764,10 +803,14 @@ fn main() {
             mb(b.payload, d),
             ts,
             ratio,
+            dn.as_secs_f64(),
+            ratio_n,
         );
     }
 
-    let (fd, report) = time_fathom(&mixed, runs);
+    let (fd, report) = time_fathom(&mixed, runs, 1);
+    let (fdn, report_n) = time_fathom(&mixed, runs, 0);
+    assert!(report_n == report, "mixed: one thread and {threads} differ");
     assert_eq!(
         report.stats.l7_records, all_records,
         "mixed capture records"
@@ -781,10 +824,16 @@ fn main() {
         report.stats.l7_records
     );
     println!(
-        "  fathom replay (in-process replay_file, best of {runs}): {:>8.3} s  {:>9.0} packets/s  {:>7.1} MB/s",
+        "  fathom replay (1 thread, best of {runs}):            {:>8.3} s  {:>9.0} packets/s  {:>7.1} MB/s",
         fd.as_secs_f64(),
         report.stats.packets as f64 / fd.as_secs_f64(),
         mb(size, fd)
+    );
+    println!(
+        "  fathom replay --threads 0 ({threads} threads, best of {runs}): {:>8.3} s  {:>9.0} packets/s  {:>7.1} MB/s",
+        fdn.as_secs_f64(),
+        report.stats.packets as f64 / fdn.as_secs_f64(),
+        mb(size, fdn)
     );
     if !tshark {
         println!("  tshark not found: comparison skipped (install the tshark package)");
@@ -800,8 +849,9 @@ fn main() {
                 mb(size, td)
             );
             println!(
-                "  ratio: fathom is {:.1}x faster than tshark on the same capture (target: 50x)",
-                td.as_secs_f64() / fd.as_secs_f64()
+                "  ratio: fathom is {:.1}x faster than tshark on the same capture (target: 50x); on {threads} threads {:.1}x",
+                td.as_secs_f64() / fd.as_secs_f64(),
+                td.as_secs_f64() / fdn.as_secs_f64()
             );
         }
         None => println!("  tshark failed on the capture: comparison skipped"),

@@ -43,6 +43,19 @@ pub struct TcpStreamStats {
     pub overflow_gaps: u64,
 }
 
+impl TcpStreamStats {
+    /// Add the counts of `o` (another stream, or the streams of another shard).
+    pub fn absorb(&mut self, o: &TcpStreamStats) {
+        self.segments += o.segments;
+        self.delivered_bytes += o.delivered_bytes;
+        self.retransmitted_bytes += o.retransmitted_bytes;
+        self.out_of_order_segments += o.out_of_order_segments;
+        self.gaps += o.gaps;
+        self.gap_bytes += o.gap_bytes;
+        self.overflow_gaps += o.overflow_gaps;
+    }
+}
+
 /// What the reassembler hands on, in stream order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chunk<'a> {

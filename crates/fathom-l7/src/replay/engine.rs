@@ -8,18 +8,14 @@ use fathom_model::l7::{L7Protocol, L7Record};
 use fathom_model::{Flow, FlowEndReason, Record, TcpFlags};
 
 use super::flows::{dst_is_server, FlowKey, FlowState};
-use super::records::RecordLog;
+use super::front::{Datagram, Front, Ip};
+use super::records::{Key, Order, RecordLog};
 use super::{ReplayOptions, ReplayReport, ReplayStats};
-use crate::capture::decode::{decode_ip, decode_transport, TransportHeader};
-use crate::capture::ipfrag::Defragmenter;
-use crate::capture::link::{strip_link, LinkError};
+use crate::capture::decode::{decode_transport, TransportHeader};
 use crate::capture::pcap::CapturePacket;
 use crate::capture::tcp::{Chunk, HalfStream};
 use crate::parser::Direction;
 use crate::session::{Connection, Transport};
-
-/// How often (capture time) idle flows and stale fragments are swept.
-const SWEEP_EVERY_NS: u64 = 1_000_000_000;
 
 /// What the engine knows about a flow once it is over, for callers that select packets by
 /// flow (`write_filtered_pcap`).
@@ -31,7 +27,7 @@ pub struct FlowSummary {
 
 pub struct Replayer {
     opts: ReplayOptions,
-    defrag: Defragmenter,
+    front: Front,
     /// Boxed: a flow's state is large (both half-streams' bookkeeping, the L7 connection),
     /// and growing the table moves every entry.
     flows: HashMap<FlowKey, Box<FlowState>, ahash::RandomState>,
@@ -39,27 +35,27 @@ pub struct Replayer {
     records: RecordLog,
     l7_scratch: Vec<L7Record>,
     stats: ReplayStats,
-    next_sweep: u64,
     /// When tracking: flow serial of each packet, by packet number - 1 (u32::MAX: none).
     packet_flows: Option<Vec<u32>>,
     summaries: Option<Vec<Option<FlowSummary>>>,
-    current_packet: u64,
+    /// Packets pushed so far, counting the current one: where records are in the order of
+    /// output (see [`Order`]), and when a flow was opened.
+    pushes: u64,
 }
 
 impl Replayer {
     pub fn new(opts: ReplayOptions) -> Self {
         Replayer {
-            defrag: Defragmenter::new(opts.frag),
+            front: Front::new(opts.frag),
             opts,
             flows: HashMap::default(),
             next_serial: 0,
             records: RecordLog::new(),
             l7_scratch: Vec::new(),
             stats: ReplayStats::default(),
-            next_sweep: 0,
             packet_flows: None,
             summaries: None,
-            current_packet: 0,
+            pushes: 0,
         }
     }
 
@@ -82,104 +78,46 @@ impl Replayer {
 
     /// One captured packet.
     pub fn push(&mut self, pkt: &CapturePacket<'_>) {
-        self.current_packet = pkt.number;
         if let Some(pf) = &mut self.packet_flows {
             let idx = pkt.number.saturating_sub(1) as usize;
             if pf.len() <= idx {
                 pf.resize(idx + 1, u32::MAX);
             }
         }
-        let ts = pkt.ts_ns;
-        let st = &mut self.stats;
-        st.packets += 1;
-        st.captured_bytes += pkt.data.len() as u64;
-        if (pkt.data.len() as u64) < u64::from(pkt.orig_len) {
-            st.truncated_packets += 1;
+        let step = self.front.push(pkt, &mut self.stats);
+        self.pushes += 1;
+        if let Some(now) = step.sweep {
+            self.sweep(now);
         }
-        if st.first_ts.is_none() {
-            st.first_ts = Some(ts);
+        if let Some(d) = step.datagram() {
+            let one = [pkt.number];
+            let tags = match &step.ip {
+                Some(Ip::Reassembled(r)) => &r.tags[..],
+                _ => &one[..],
+            };
+            self.transport(&d, tags);
         }
-        st.last_ts = st.last_ts.max(ts);
-        if ts >= self.next_sweep {
-            self.sweep(ts);
-            self.next_sweep = ts.saturating_add(SWEEP_EVERY_NS);
-        }
-        let off = match strip_link(pkt.linktype, pkt.data) {
-            Ok(o) => o,
-            Err(LinkError::NotIp) => {
-                self.stats.non_ip_packets += 1;
-                return;
-            }
-            Err(LinkError::Short) => {
-                self.stats.decode_errors += 1;
-                return;
-            }
-            Err(LinkError::UnsupportedLinkType(_)) => {
-                self.stats.unsupported_linktype_packets += 1;
-                return;
-            }
-        };
-        let Ok(ip) = decode_ip(&pkt.data[off..]) else {
-            self.stats.decode_errors += 1;
-            return;
-        };
-        if ip.header_checksum_ok == Some(false) {
-            self.stats.bad_ip_checksums += 1;
-        }
-        if ip.frag.is_some() {
-            if let Some(d) = self.defrag.push_tagged(ts, &ip, pkt.number) {
-                let wire = d.payload.len() as u32;
-                let tags = d.tags.clone();
-                // The datagram's bytes began arriving with its first fragment.
-                let times = (ts, d.first_ts);
-                self.transport(
-                    times,
-                    d.src,
-                    d.dst,
-                    d.proto,
-                    &d.payload,
-                    wire,
-                    d.wire_bytes,
-                    d.fragments,
-                    pkt.interface,
-                    &tags,
-                );
-            }
-            return;
-        }
-        let tags = [pkt.number];
-        self.transport(
-            (ts, ts),
-            ip.src,
-            ip.dst,
-            ip.proto,
-            ip.payload,
-            ip.payload_wire_len,
-            u64::from(ip.wire_len),
-            1,
-            pkt.interface,
-            &tags,
-        );
     }
 
-    #[allow(clippy::too_many_arguments)]
-    /// `times`: when the packet was captured, and when its data began arriving (earlier for a
-    /// reassembled datagram: its first fragment).
-    fn transport(
-        &mut self,
-        times: (u64, u64),
-        src: IpAddr,
-        dst: IpAddr,
-        proto: u8,
-        l4: &[u8],
-        l4_wire: u32,
-        wire_bytes: u64,
-        packets: u32,
-        interface: u32,
-        tags: &[u64],
-    ) {
-        let (ts, data_ts) = times;
-        let Ok(t) = decode_transport(src, dst, proto, l4, l4_wire) else {
+    /// For a sharded replay, whose [`Front`] runs elsewhere: the packet numbered `push`
+    /// (counting from 1, across all shards) leads to a sweep at `now`.
+    pub(super) fn sweep_at(&mut self, push: u64, now: u64) {
+        self.pushes = push;
+        self.sweep(now);
+    }
+
+    /// For a sharded replay: the packet numbered `push` carries (or completes) `d`.
+    pub(super) fn datagram_at(&mut self, push: u64, d: &Datagram<'_>) {
+        self.pushes = push;
+        self.transport(d, &[]);
+    }
+
+    /// `tags`: the numbers of the packets `d` came in, for [`Replayer::track_packets`].
+    fn transport(&mut self, d: &Datagram<'_>, tags: &[u64]) {
+        let (ts, data_ts) = (d.ts, d.data_ts);
+        let (src, dst, proto) = (d.src, d.dst, d.proto);
+        let (packets, wire_bytes) = (d.packets, d.wire_bytes);
+        let Ok(t) = decode_transport(src, dst, proto, d.l4, d.l4_wire) else {
             self.stats.decode_errors += 1;
             return;
         };
@@ -197,12 +135,12 @@ impl Replayer {
             let syn_only = h.flags & (TcpFlags::SYN | TcpFlags::ACK) == TcpFlags::SYN;
             if syn_only && f.closed() {
                 if let Some(f) = self.flows.remove(&key) {
-                    self.finalize(f, FlowEndReason::Fin);
+                    self.finalize(f, FlowEndReason::Fin, false);
                 }
             }
         }
         if !self.flows.contains_key(&key) {
-            self.open_flow(key, ts, src, sp, dst, dp, proto, &t.header, interface);
+            self.open_flow(key, ts, src, sp, dst, dp, proto, &t.header, d.interface);
         }
         let Some(f) = self.flows.get_mut(&key) else {
             return;
@@ -293,7 +231,7 @@ impl Replayer {
             }
             TransportHeader::Other => {}
         }
-        self.drain_l7();
+        self.drain_l7(Order::packet(self.pushes));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -319,7 +257,7 @@ impl Replayer {
             for (_, k) in by_age.into_iter().take(n) {
                 if let Some(f) = self.flows.remove(&k) {
                     self.stats.flows_evicted += 1;
-                    self.finalize(f, FlowEndReason::Evicted);
+                    self.finalize(f, FlowEndReason::Evicted, false);
                 }
             }
         }
@@ -361,13 +299,15 @@ impl Replayer {
         let tcp_limits = matches!(header, TransportHeader::Tcp(_)).then_some(self.opts.tcp);
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
-        let f = FlowState::new(
+        let mut f = FlowState::new(
             serial, proto, client, server, ts, tcp_limits, conn, interface,
         );
+        f.opened_at = self.pushes;
         self.flows.insert(key, Box::new(f));
     }
 
-    fn drain_l7(&mut self) {
+    /// `by`: where the records go in the output order (see [`Order`]).
+    fn drain_l7(&mut self, by: Order) {
         let only = &self.opts.protocols;
         for r in self.l7_scratch.drain(..) {
             let p = r.exchange.detail.protocol();
@@ -375,16 +315,15 @@ impl Replayer {
             entry.records += 1;
             self.stats.l7_records += 1;
             if super::protocol_selected(only, p) {
-                self.records.push(Record::L7(r));
+                self.records.push(Record::L7(r), by);
             }
         }
     }
 
     /// Expire idle flows and stale fragments.
     fn sweep(&mut self, now: u64) {
-        self.defrag.expire(now);
         let o = &self.opts;
-        let expired: Vec<(FlowKey, FlowEndReason)> = self
+        let mut expired: Vec<(u64, FlowKey, FlowEndReason)> = self
             .flows
             .iter()
             .filter_map(|(k, f)| {
@@ -395,22 +334,32 @@ impl Replayer {
                     o.udp_idle_timeout_ns
                 };
                 if f.closed() && idle > o.closed_linger_ns {
-                    Some((*k, FlowEndReason::Fin))
+                    Some((f.opened_at, *k, FlowEndReason::Fin))
                 } else if idle > timeout {
-                    Some((*k, FlowEndReason::Idle))
+                    Some((f.opened_at, *k, FlowEndReason::Idle))
                 } else {
                     None
                 }
             })
             .collect();
-        for (k, reason) in expired {
+        // In the order the flows were opened, not the table's (random) one: the output and
+        // the shards of a sharded replay must agree.
+        expired.sort_unstable_by_key(|e| e.0);
+        for (_, k, reason) in expired {
             if let Some(f) = self.flows.remove(&k) {
-                self.finalize(f, reason);
+                self.finalize(f, reason, true);
             }
         }
     }
 
-    fn finalize(&mut self, mut f: Box<FlowState>, reason: FlowEndReason) {
+    /// `own_place`: the flow's records go in the output order by the flow (a sweep, the end
+    /// of input), not by the packet being handled.
+    fn finalize(&mut self, mut f: Box<FlowState>, reason: FlowEndReason, own_place: bool) {
+        let by = if own_place {
+            Order::flow(self.pushes, f.opened_at)
+        } else {
+            Order::packet(self.pushes)
+        };
         let out = &mut self.l7_scratch;
         if !f.l7_done {
             let end = f.last_seen;
@@ -434,18 +383,10 @@ impl Replayer {
         }
         if let Some(h) = &f.tcp {
             for half in h.iter() {
-                let s = half.stats();
-                let t = &mut self.stats.tcp;
-                t.segments += s.segments;
-                t.delivered_bytes += s.delivered_bytes;
-                t.retransmitted_bytes += s.retransmitted_bytes;
-                t.out_of_order_segments += s.out_of_order_segments;
-                t.gaps += s.gaps;
-                t.gap_bytes += s.gap_bytes;
-                t.overflow_gaps += s.overflow_gaps;
+                self.stats.tcp.absorb(&half.stats());
             }
         }
-        self.drain_l7();
+        self.drain_l7(by);
         let flow = f.to_flow(reason, &self.opts.node);
         self.stats.flows += 1;
         if let Some(s) = &mut self.summaries {
@@ -459,7 +400,7 @@ impl Replayer {
             });
         }
         if self.opts.flows {
-            self.records.push(Record::Flow(flow));
+            self.records.push(Record::Flow(flow), by);
         }
     }
 
@@ -473,17 +414,22 @@ impl Replayer {
         }
     }
 
+    /// For a sharded replay: the statistics, and the records sorted by key for merging.
+    pub(super) fn finish_keyed(mut self) -> (ReplayStats, Vec<Key>, Vec<Record>) {
+        self.finish_in_place();
+        let (keys, records) = std::mem::take(&mut self.records).into_sorted_keyed();
+        (std::mem::take(&mut self.stats), keys, records)
+    }
+
     fn finish_in_place(&mut self) {
         let mut all: Vec<Box<FlowState>> = self.flows.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.serial);
+        all.sort_by_key(|f| f.opened_at);
+        // After every packet.
+        self.pushes = u64::MAX;
         for f in all {
-            self.finalize(f, FlowEndReason::Shutdown);
+            self.finalize(f, FlowEndReason::Shutdown, true);
         }
-        self.defrag.finish();
-        let d = self.defrag.stats();
-        self.stats.ip_fragments = d.fragments;
-        self.stats.reassembled_datagrams = d.reassembled;
-        self.stats.fragments_dropped = d.timed_out + d.evicted + d.oversized;
+        self.front.finish(&mut self.stats);
     }
 
     /// As [`Replayer::finish`], also returning each packet's flow and each flow's summary

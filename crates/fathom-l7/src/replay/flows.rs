@@ -72,6 +72,9 @@ pub fn dst_is_server(src_port: u16, dst_port: u16) -> bool {
 
 pub struct FlowState {
     pub serial: u32,
+    /// Which packet (pushed into the engine, counting from 1) opened the flow: unique per
+    /// flow and increasing, across the shards of a sharded replay too.
+    pub opened_at: u64,
     pub id: String,
     pub proto: u8,
     pub client: (IpAddr, u16),
@@ -109,6 +112,7 @@ impl FlowState {
         let id = flow_id(proto, client, server, ts);
         FlowState {
             serial,
+            opened_at: 0,
             conn: conn.map(|c| c.with_flow_id(id.clone())),
             id,
             proto,
