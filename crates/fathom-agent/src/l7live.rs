@@ -137,7 +137,7 @@ impl Publisher {
         r.time = clock.to_wall(r.time.0);
         r.exchange.request_time = r.exchange.request_time.map(|t| clock.to_wall(t.0));
         r.exchange.response_time = r.exchange.response_time.map(|t| clock.to_wall(t.0));
-        self.io.sinks.emit(Record::L7(r));
+        self.io.sinks.emit(Record::from(r));
     }
 }
 

@@ -660,9 +660,9 @@ mod tests {
     #[test]
     fn families_count_records_with_context_labels() {
         let m = Metrics::records_only(MetricsContext::Workload);
-        m.records.observe(&Record::Flow(flow(FlowEvent::Start)));
-        m.records.observe(&Record::Flow(flow(FlowEvent::Update)));
-        m.records.observe(&Record::Flow(flow(FlowEvent::End)));
+        m.records.observe(&Record::from(flow(FlowEvent::Start)));
+        m.records.observe(&Record::from(flow(FlowEvent::Update)));
+        m.records.observe(&Record::from(flow(FlowEvent::End)));
         let text = m.encode();
         assert!(
             text.contains(r#"fathom_flows_processed_total{type="flow",verdict="FORWARDED",source="x/a",destination="y/web"} 1"#),

@@ -223,7 +223,7 @@ impl Pipeline {
                     &self.enrichment.ifnames,
                     &self.node,
                 );
-                self.emit(Record::Drop(rec));
+                self.emit(Record::from(rec));
             }
             KernelEvent::Proc(p) => {
                 self.count(if p.exec { "proc_exec" } else { "proc_exit" });
@@ -239,7 +239,7 @@ impl Pipeline {
             KernelEvent::L7(_) => self.count("l7_misrouted"),
         }
         for f in out {
-            self.emit(Record::Flow(f));
+            self.emit(Record::from(f));
         }
     }
 
@@ -254,14 +254,14 @@ impl Pipeline {
             flowtable::remove(table, k);
         }
         for f in outcome.records {
-            self.emit(Record::Flow(f));
+            self.emit(Record::from(f));
         }
     }
 
     fn shutdown(&mut self) {
         let ctx = self.enrichment.context();
         for f in self.assembler.shutdown(&ctx) {
-            self.emit(Record::Flow(f));
+            self.emit(Record::from(f));
         }
     }
 }

@@ -734,7 +734,7 @@ impl Engine {
         let events = std::mem::take(&mut *self.events.borrow_mut());
         for ev in events {
             let r = self.record(&ev);
-            self.sinks.emit(Record::PolicyVerdict(r));
+            self.sinks.emit(Record::from(r));
         }
     }
 

@@ -186,7 +186,7 @@ impl ShieldService {
         if let Some(r) = reason {
             details.insert("reason".to_string(), r.to_string());
         }
-        (self.emit)(Record::Alert(Alert {
+        (self.emit)(Record::from(Alert {
             time: Timestamp::now(),
             kind: kind_.to_string(),
             severity: Severity::Info,
@@ -429,7 +429,7 @@ impl ShieldService {
                                     dport: e.dport,
                                 };
                                 if let Some(a) = w.observe(&d, &me.node, &name) {
-                                    (me.emit)(Record::Alert(a));
+                                    (me.emit)(Record::from(a));
                                 }
                             }
                         }

@@ -54,7 +54,7 @@ impl Sinks {
         };
         self.hub.publish(r);
         for a in alerts {
-            self.emit(Record::Alert(a));
+            self.emit(Record::from(a));
         }
     }
 }

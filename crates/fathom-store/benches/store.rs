@@ -77,7 +77,7 @@ fn process(comm: &str, pid: u32) -> ProcessInfo {
 fn flow(i: u64) -> Record {
     let t = T0 + i * STEP;
     let (a, b) = (i % PODS, (i * 7 + 3) % PODS);
-    Record::Flow(Flow {
+    Record::from(Flow {
         time: Timestamp::from_nanos(t),
         flow_id: format!("{i:016x}"),
         event: [FlowEvent::Start, FlowEvent::Update, FlowEvent::End][(i % 3) as usize],

@@ -19,8 +19,8 @@ pub(crate) fn encode(r: &Record) -> Result<String, serde_json::Error> {
 pub(crate) fn decode(kind: &str, body: &str) -> Result<Record, serde_json::Error> {
     // The extra "type" key is ignored by the variant structs (none denies unknown fields).
     match kind {
-        "flow" => serde_json::from_str::<Flow>(body).map(Record::Flow),
-        "drop" => serde_json::from_str::<DropRecord>(body).map(Record::Drop),
+        "flow" => serde_json::from_str::<Flow>(body).map(Record::from),
+        "drop" => serde_json::from_str::<DropRecord>(body).map(Record::from),
         _ => serde_json::from_str::<Record>(body),
     }
 }

@@ -21,7 +21,7 @@ fn ep(ip: &str, port: u16) -> Endpoint {
 }
 
 fn l7(t: u64, src: &str, detail: L7Detail) -> Record {
-    Record::L7(L7Record {
+    Record::from(L7Record {
         time: Timestamp::from_nanos(t),
         source: ep(src, 40000),
         destination: Endpoint::new("10.0.0.2".parse().unwrap(), 80),
@@ -53,7 +53,7 @@ fn http(path: &str, ua: &str) -> L7Detail {
 }
 
 fn syn(t: u64, src: &str) -> Record {
-    Record::Flow(Flow {
+    Record::from(Flow {
         time: Timestamp::from_nanos(t),
         flow_id: format!("{src}-{t}"),
         event: FlowEvent::Start,

@@ -34,7 +34,7 @@ fn flow(
     proto: L4Protocol,
     out_flags: u8,
 ) -> Record {
-    Record::Flow(Flow {
+    Record::from(Flow {
         time: Timestamp::from_nanos(t),
         flow_id: id.into(),
         event: ev,

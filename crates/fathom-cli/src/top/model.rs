@@ -200,7 +200,7 @@ mod tests {
     }
 
     fn flow(id: &str, src: &str, dst: &str, bytes: u64, event: FlowEvent) -> Record {
-        Record::Flow(Flow {
+        Record::from(Flow {
             time: Timestamp(1),
             flow_id: id.into(),
             event,
@@ -239,7 +239,7 @@ mod tests {
         m.apply(&flow("1", "x/a", "y/b", 100, FlowEvent::Start));
         m.apply(&flow("1", "x/a", "y/b", 1000, FlowEvent::End));
         m.apply(&flow("2", "x/c", "y/b", 500, FlowEvent::Start));
-        m.apply(&Record::Drop(DropRecord {
+        m.apply(&Record::from(DropRecord {
             time: Timestamp(1),
             reason: "NO_SOCKET".into(),
             reason_code: 3,

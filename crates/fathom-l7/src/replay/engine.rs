@@ -315,7 +315,7 @@ impl Replayer {
             entry.records += 1;
             self.stats.l7_records += 1;
             if super::protocol_selected(only, p) {
-                self.records.push(Record::L7(r), by);
+                self.records.push(Record::from(r), by);
             }
         }
     }
@@ -400,7 +400,7 @@ impl Replayer {
             });
         }
         if self.opts.flows {
-            self.records.push(Record::Flow(flow), by);
+            self.records.push(Record::from(flow), by);
         }
     }
 

@@ -194,14 +194,14 @@ pub struct ReplayReport {
 impl ReplayReport {
     pub fn flows(&self) -> impl Iterator<Item = &Flow> {
         self.records.iter().filter_map(|r| match r {
-            Record::Flow(f) => Some(f),
+            Record::Flow(f) => Some(&**f),
             _ => None,
         })
     }
 
     pub fn l7(&self) -> impl Iterator<Item = &fathom_model::l7::L7Record> {
         self.records.iter().filter_map(|r| match r {
-            Record::L7(l) => Some(l),
+            Record::L7(l) => Some(&**l),
             _ => None,
         })
     }

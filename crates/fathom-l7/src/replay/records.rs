@@ -168,7 +168,7 @@ mod tests {
 
     fn rec(time: u64, tag: u64) -> Record {
         let ep = Endpoint::new("10.0.0.1".parse().unwrap(), 1);
-        Record::L7(L7Record {
+        Record::from(L7Record {
             time: Timestamp(time),
             source: ep.clone(),
             destination: ep,

@@ -235,7 +235,7 @@ mod tests {
         assert_eq!(details.len(), L7Protocol::ALL.len());
         for d in details {
             let name = d.protocol().name();
-            let r = crate::Record::L7(record(d));
+            let r = crate::Record::from(record(d));
             let json = serde_json::to_value(&r).unwrap();
             assert!(
                 json.get(name).is_some_and(|v| v.is_object()),

@@ -103,11 +103,11 @@ pub fn flow(t: u64, src: Endpoint, dst: Endpoint, proto: L4Protocol, event: Flow
     let mut f = full_flow(t, src, dst);
     f.l4.protocol = proto;
     f.event = event;
-    Record::Flow(f)
+    Record::from(f)
 }
 
 pub fn l7(t: u64, src: Endpoint, dst: Endpoint, comm: Option<&str>) -> Record {
-    Record::L7(L7Record {
+    Record::from(L7Record {
         time: Timestamp::from_nanos(t),
         source: src,
         destination: dst,
@@ -155,7 +155,7 @@ pub fn drop_record(
     proto: Option<L4Protocol>,
     reason: &str,
 ) -> Record {
-    Record::Drop(DropRecord {
+    Record::from(DropRecord {
         time: Timestamp::from_nanos(t),
         reason: reason.into(),
         reason_code: 2,

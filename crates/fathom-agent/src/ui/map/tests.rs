@@ -42,7 +42,7 @@ fn flow(
     dst: Endpoint,
     bytes: (u64, u64),
 ) -> Record {
-    Record::Flow(Flow {
+    Record::from(Flow {
         time: Timestamp(t * S),
         flow_id: id.into(),
         event,
@@ -90,7 +90,7 @@ fn drop_of(
     dst: Option<Endpoint>,
     suppressed: u32,
 ) -> Record {
-    Record::Drop(DropRecord {
+    Record::from(DropRecord {
         time: Timestamp(t * S),
         reason: reason.into(),
         reason_code: 3,
@@ -113,7 +113,7 @@ fn http(t: u64, latency_ms: u64, status: u16) -> Record {
         status: Some(status),
         ..Default::default()
     };
-    Record::L7(L7Record {
+    Record::from(L7Record {
         time: Timestamp(t * S),
         source: a(),
         destination: b(80),
