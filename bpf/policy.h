@@ -109,12 +109,8 @@ struct fathom_policy_ct_value {
 	__u8 flags;
 };
 
-/* Per-decision packet/byte counters (per-CPU hash). */
-struct fathom_policy_counter_key {
-	__u32 slot;
-	__u32 decision_id;
-};
-
+/* Per-decision packet/byte counters: policy_counters (per-CPU array) at
+ * slot * (entries / 2) + decision_id. */
 struct fathom_policy_counter {
 	__u64 packets;
 	__u64 bytes;

@@ -37,8 +37,6 @@ const struct fathom_layout_entry fathom_policy_abi_layout[] = {
 	OFF(fathom_policy_ct_value, generation) OFF(fathom_policy_ct_value, decision_id)
 	OFF(fathom_policy_ct_value, peer_identity) OFF(fathom_policy_ct_value, key_bits)
 	OFF(fathom_policy_ct_value, action) OFF(fathom_policy_ct_value, flags)
-	SZ(fathom_policy_counter_key)
-	OFF(fathom_policy_counter_key, slot) OFF(fathom_policy_counter_key, decision_id)
 	SZ(fathom_policy_counter)
 	OFF(fathom_policy_counter, packets) OFF(fathom_policy_counter, bytes)
 	SZ(fathom_policy_event)

@@ -18,6 +18,7 @@ use crate::abi::policy::*;
 use crate::abi::Pod;
 use crate::error::BpfError;
 use crate::events::ip_from_raw;
+use crate::percpu_array;
 use crate::skel::policy::{PolicySkel, PolicySkelBuilder};
 use crate::tc::{self, TcAttachment, TcMode};
 
@@ -34,7 +35,8 @@ pub struct PolicyConfig {
     pub ipcache_capacity: u32,
     /// Conntrack entries (LRU).
     pub ct_capacity: u32,
-    /// Per-decision counters (both slots together).
+    /// Per-decision counters, both slots together: a policy may have up to
+    /// `counter_capacity / 2 - 1` decisions.
     pub counter_capacity: u32,
     /// Endpoint interfaces.
     pub endpoint_capacity: u32,
@@ -155,6 +157,9 @@ pub struct PolicyDatapath {
     skel: PolicySkel<'static>,
     cfg: PolicyConfig,
     generation: u32,
+    /// The largest decision id written into each slot: its counters are at
+    /// `slot * counter_slot_entries + 1 ..= + max_decision`.
+    max_decision: [u32; 2],
     slots: [SlotShadow; 2],
     /// When each slot stopped being active.
     retired_at: [Option<Instant>; 2],
@@ -187,15 +192,17 @@ impl PolicyDatapath {
             (&mut m.policy_ipcache_exact0, cfg.ipcache_capacity),
             (&mut m.policy_ipcache_exact1, cfg.ipcache_capacity),
             (&mut m.policy_ct, cfg.ct_capacity),
-            (&mut m.policy_counters, cfg.counter_capacity),
+            (&mut m.policy_counters, counter_slot_entries(cfg) * 2),
             (&mut m.policy_endpoints, cfg.endpoint_capacity),
         ];
         for (map, n) in sizes {
             map.set_max_entries(n.max(16)).map_err(open_err)?;
         }
-        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            ro.conntrack_disabled = u8::from(!cfg.conntrack);
-        }
+        let Some(ro) = open.maps.rodata_data.as_deref_mut() else {
+            return Err(BpfError::Other("policy.bpf.c has no .rodata".into()));
+        };
+        ro.conntrack_disabled = u8::from(!cfg.conntrack);
+        ro.counter_slot_entries = counter_slot_entries(cfg);
         let skel = open.load().map_err(|source| BpfError::Load {
             object: "policy",
             log: String::new(),
@@ -205,6 +212,7 @@ impl PolicyDatapath {
             skel,
             cfg: *cfg,
             generation: 0,
+            max_decision: [0, 0],
             slots: Default::default(),
             retired_at: [None, None],
             attachments: BTreeMap::new(),
@@ -221,8 +229,21 @@ impl PolicyDatapath {
         self.generation
     }
 
-    /// Refuse a set that does not fit, before touching anything.
-    pub fn check_capacity(&self, policy: usize, ipcache: usize) -> Result<(), BpfError> {
+    /// Refuse a set that does not fit, before touching anything. `max_decision`: the largest
+    /// decision id of the policy entries.
+    pub fn check_capacity(
+        &self,
+        policy: usize,
+        ipcache: usize,
+        max_decision: u32,
+    ) -> Result<(), BpfError> {
+        let per_slot = counter_slot_entries(&self.cfg);
+        if max_decision >= per_slot {
+            return Err(BpfError::Other(format!(
+                "policy has {max_decision} decisions, the counters hold {} per generation (raise counter_capacity)",
+                per_slot - 1
+            )));
+        }
         if policy > self.cfg.policy_capacity as usize {
             return Err(BpfError::Other(format!(
                 "policy needs {policy} policy map entries, the map holds {} (raise policy_capacity)",
@@ -245,7 +266,13 @@ impl PolicyDatapath {
         policy: &[([u8; 16], [u8; 8])],
         ipcache: &[([u8; 20], [u8; 8])],
     ) -> Result<ApplyReport, BpfError> {
-        self.check_capacity(policy.len(), ipcache.len())?;
+        let max_decision = policy
+            .iter()
+            .filter_map(|(_, v)| PolicyValueRaw::from_bytes(v))
+            .map(|v| v.decision_id)
+            .max()
+            .unwrap_or(0);
+        self.check_capacity(policy.len(), ipcache.len(), max_decision)?;
         let next = self.generation.wrapping_add(1);
         let slot = (next & 1) as usize;
         if let Some(t) = self.retired_at[slot] {
@@ -296,6 +323,7 @@ impl PolicyDatapath {
             (trie_written + exact_written, trie_deleted + exact_deleted);
 
         let retired_counters = self.take_counters(slot as u32)?;
+        self.max_decision[slot] = max_decision;
         let state = PolicyStateRaw {
             generation: next,
             pad: 0,
@@ -319,37 +347,44 @@ impl PolicyDatapath {
         })
     }
 
-    /// Remove and return one slot's counters, summed over CPUs, by decision id.
-    fn take_counters(&self, slot: u32) -> Result<BTreeMap<u32, PolicyCounterRaw>, BpfError> {
+    /// One slot's counters, summed over CPUs, by decision id (those that counted packets).
+    fn read_counters(&self, slot: u32) -> Result<BTreeMap<u32, PolicyCounterRaw>, BpfError> {
         let map = &self.skel.maps.policy_counters;
-        let mut out = BTreeMap::new();
-        let keys: Vec<Vec<u8>> = map.keys().collect();
-        for k in keys {
-            let Some(key) = PolicyCounterKeyRaw::from_bytes(&k) else {
-                continue;
-            };
-            if key.slot != slot {
-                continue;
-            }
-            out.insert(key.decision_id, sum_counter(map, &k));
-            let _ = map.delete(&k);
-        }
+        let first = slot * counter_slot_entries(&self.cfg) + 1;
+        let per_cpu = percpu_array::read_range(map, first, self.max_decision[slot as usize])
+            .map_err(|e| BpfError::Other(format!("policy_counters: {e}")))?;
+        Ok(per_cpu
+            .iter()
+            .enumerate()
+            .filter_map(|(i, cpus)| {
+                let sum = cpus
+                    .iter()
+                    .filter_map(|b| PolicyCounterRaw::from_bytes(b))
+                    .fold(PolicyCounterRaw::default(), |a, c| PolicyCounterRaw {
+                        packets: a.packets + c.packets,
+                        bytes: a.bytes + c.bytes,
+                    });
+                (sum.packets > 0).then_some((i as u32 + 1, sum))
+            })
+            .collect())
+    }
+
+    /// Read and clear one slot's counters, by decision id.
+    fn take_counters(&self, slot: u32) -> Result<BTreeMap<u32, PolicyCounterRaw>, BpfError> {
+        let out = self.read_counters(slot)?;
+        let first = slot * counter_slot_entries(&self.cfg) + 1;
+        percpu_array::zero_range(
+            &self.skel.maps.policy_counters,
+            first,
+            self.max_decision[slot as usize],
+        )
+        .map_err(|e| BpfError::Other(format!("policy_counters: {e}")))?;
         Ok(out)
     }
 
-    /// Counters of the active generation, by decision id.
+    /// Counters of the active generation, by decision id (those that counted packets).
     pub fn counters(&self) -> BTreeMap<u32, PolicyCounterRaw> {
-        let map = &self.skel.maps.policy_counters;
-        let slot = self.generation & 1;
-        let mut out = BTreeMap::new();
-        for k in map.keys() {
-            if let Some(key) = PolicyCounterKeyRaw::from_bytes(&k) {
-                if key.slot == slot {
-                    out.insert(key.decision_id, sum_counter(map, &k));
-                }
-            }
-        }
-        out
+        self.read_counters(self.generation & 1).unwrap_or_default()
     }
 
     /// The program's own counters, by name.
@@ -499,19 +534,10 @@ impl PolicyDatapath {
     }
 }
 
-fn sum_counter(map: &dyn MapCore, key: &[u8]) -> PolicyCounterRaw {
-    let per_cpu = map
-        .lookup_percpu(key, MapFlags::ANY)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    per_cpu
-        .iter()
-        .filter_map(|b| PolicyCounterRaw::from_bytes(b))
-        .fold(PolicyCounterRaw::default(), |a, c| PolicyCounterRaw {
-            packets: a.packets + c.packets,
-            bytes: a.bytes + c.bytes,
-        })
+/// Counters per slot (the program's `counter_slot_entries`): index 0 of a slot is unused
+/// (decision 0 is not counted).
+fn counter_slot_entries(cfg: &PolicyConfig) -> u32 {
+    (cfg.counter_capacity / 2).max(8)
 }
 
 /// Make a map hold exactly `entries`, touching only what changed since the last write

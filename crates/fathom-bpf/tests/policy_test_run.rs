@@ -342,7 +342,10 @@ spec:
 "#;
     let (mut k, _) = setup(open);
     let syn = frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 3000);
-    assert_eq!(k.run(B, true, &syn).0, TC_PASS);
+    let (ret, ev) = k.run(B, true, &syn);
+    assert_eq!(ret, TC_PASS);
+    let allow = ev[0].decision_id;
+    assert_ne!(allow, 0);
     assert_eq!(k.dp.generation(), 1);
     let c2 = compiled(closed);
     k.apply(&c2);
@@ -362,6 +365,26 @@ spec:
     let counters = k.dp.counters();
     assert_eq!(counters.len(), 1, "{counters:?}");
     assert_eq!(counters.values().next().map(|c| c.packets), Some(1));
+    // Generation 3 rewrites generation 1's slot: its counters come back with the apply and
+    // the slot starts again from zero.
+    let report = k.apply(&compiled(open));
+    assert_eq!((report.generation, report.slot), (3, 1));
+    assert_eq!(
+        report.retired_counters.get(&allow).map(|c| c.packets),
+        Some(1),
+        "{:?}",
+        report.retired_counters
+    );
+    assert!(k.dp.counters().is_empty(), "{:?}", k.dp.counters());
+    k.dp.flush_conntrack();
+    assert_eq!(k.run(B, true, &syn).0, TC_PASS);
+    let counters = k.dp.counters();
+    assert_eq!(
+        counters.get(&allow).map(|c| c.packets),
+        Some(1),
+        "{counters:?}"
+    );
+    assert_eq!(counters.len(), 1, "{counters:?}");
 }
 
 #[test]
@@ -404,6 +427,60 @@ spec:
         err.contains(&format!(
             "policy needs {} policy map entries, the map holds 16",
             policy.len()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        k.dp.dump(),
+        before,
+        "a refused apply leaves every map as it was"
+    );
+    assert_eq!(k.dp.generation(), 1);
+}
+
+#[test]
+fn a_policy_with_more_decisions_than_counters_is_refused() {
+    // 16 counters = 8 per generation: decision ids 1..=7.
+    let cfg = PolicyConfig {
+        counter_capacity: 16,
+        ..PolicyConfig::default()
+    };
+    let mut k = Kernel::load(&cfg);
+    let small = compiled(A_ISOLATED);
+    k.apply(&small);
+    let before = k.dp.dump();
+    // Ten policies, one port each: each port's verdict names a different policy.
+    let docs: Vec<String> = (1..=10)
+        .map(|i| {
+            format!(
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p{i}, namespace: x}}\nspec:\n  podSelector: {{}}\n  ingress:\n  - ports: [{{port: {i}}}]\n"
+            )
+        })
+        .collect();
+    let big = compiled(&docs.join("---\n"));
+    let policy: Vec<_> = big
+        .policy_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    let ipcache: Vec<_> = big
+        .ipcache_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    let decisions = policy
+        .iter()
+        .map(|(_, v)| u32::from_ne_bytes([v[4], v[5], v[6], v[7]]))
+        .max()
+        .expect("entries");
+    assert!(decisions > 7, "{decisions}");
+    let err =
+        k.dp.apply(&policy, &ipcache)
+            .expect_err("must not fit")
+            .to_string();
+    assert!(
+        err.contains(&format!(
+            "policy has {decisions} decisions, the counters hold 7 per generation"
         )),
         "{err}"
     );

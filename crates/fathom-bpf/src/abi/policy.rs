@@ -121,13 +121,6 @@ pub struct PolicyCtValueRaw {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PolicyCounterKeyRaw {
-    pub slot: u32,
-    pub decision_id: u32,
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyCounterRaw {
     pub packets: u64,
     pub bytes: u64,
@@ -167,7 +160,6 @@ unsafe impl Pod for PolicyEndpointRaw {}
 unsafe impl Pod for PolicyStateRaw {}
 unsafe impl Pod for PolicyCtKeyRaw {}
 unsafe impl Pod for PolicyCtValueRaw {}
-unsafe impl Pod for PolicyCounterKeyRaw {}
 unsafe impl Pod for PolicyCounterRaw {}
 unsafe impl Pod for PolicyEventRaw {}
 
@@ -256,12 +248,6 @@ mod tests {
                 action,
                 flags
             ]
-        );
-        layout!(
-            rust,
-            "fathom_policy_counter_key",
-            PolicyCounterKeyRaw,
-            [slot, decision_id]
         );
         layout!(
             rust,

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fathom_bpf::policy::{PolicyConfig, PolicyDatapath, PolicyVerdictEvent};
+use fathom_bpf::policy::{ApplyReport, PolicyConfig, PolicyDatapath, PolicyVerdictEvent};
 use fathom_policy::{Compiled, L4};
 use libbpf_rs::RingBuffer;
 
@@ -102,7 +102,7 @@ impl Kernel {
         Self { dp, events, rb }
     }
 
-    pub fn apply(&mut self, c: &Compiled) {
+    pub fn apply(&mut self, c: &Compiled) -> ApplyReport {
         let policy: Vec<_> = c
             .policy_map_entries()
             .iter()
@@ -113,7 +113,7 @@ impl Kernel {
             .iter()
             .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
             .collect();
-        self.dp.apply(&policy, &ipcache).expect("apply");
+        self.dp.apply(&policy, &ipcache).expect("apply")
     }
 
     /// Events since the last call.
