@@ -5,7 +5,7 @@
  *   TC ingress of the host-side veth = the pod sends    = the pod's EGRESS,  peer = daddr
  *   TC egress  of the host-side veth = the pod receives = the pod's INGRESS, peer = saddr
  *
- * Per packet: endpoint = policy_endpoints[skb->ifindex] (not there: not ours, pass). Conntrack
+ * Per packet: endpoint of skb->ifindex (endpoint_of; not there: not ours, pass). Conntrack
  * first: a packet of a connection already decided in this generation takes that decision (and
  * is counted under it); a reply of an allowed connection passes. Otherwise the connection is
  * new: peer identity = exact ipcache hash(peer address), else the ipcache LPM (CIDRs); then
@@ -90,6 +90,19 @@ struct {
 	__type(value, struct fathom_policy_state);
 } policy_state SEC(".maps");
 
+/* The endpoint of an interface: its slot in policy_endpoint_slots (an array lookup, inlined
+ * by the verifier), else policy_endpoints (a hash: a call and a jhash, about a sixth of the
+ * per-packet cost), which holds only the interfaces whose slot another one took. Every
+ * packet asks, so the common case is the array. */
+const volatile __u32 endpoint_slot_mask = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fathom_policy_endpoint_slot);
+} policy_endpoint_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -148,6 +161,22 @@ enum parse_result {
 	PARSE_NON_IP,
 	PARSE_BAD,
 };
+
+/* The endpoint behind ifindex; false: not one of ours. */
+static __always_inline bool endpoint_of(__u32 ifindex, __u32 *ep)
+{
+	__u32 i = ifindex & endpoint_slot_mask;
+	struct fathom_policy_endpoint_slot *s = bpf_map_lookup_elem(&policy_endpoint_slots, &i);
+	if (s && s->ifindex == ifindex) {
+		*ep = s->endpoint_id;
+		return true;
+	}
+	struct fathom_policy_endpoint *v = bpf_map_lookup_elem(&policy_endpoints, &ifindex);
+	if (!v)
+		return false;
+	*ep = v->endpoint_id;
+	return true;
+}
 
 static __always_inline void stat(__u32 idx)
 {
@@ -440,13 +469,11 @@ static __always_inline int finish(__u8 action)
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
-	__u32 ifindex = skb->ifindex;
-	struct fathom_policy_endpoint *epv = bpf_map_lookup_elem(&policy_endpoints, &ifindex);
-	if (!epv) {
+	__u32 ep;
+	if (!endpoint_of(skb->ifindex, &ep)) {
 		stat(FATHOM_POL_UNMANAGED);
 		return TC_ACT_UNSPEC;
 	}
-	__u32 ep = epv->endpoint_id;
 	__u32 zero = 0;
 	struct fathom_policy_state *st = bpf_map_lookup_elem(&policy_state, &zero);
 	if (!st)

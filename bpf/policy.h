@@ -82,6 +82,14 @@ struct fathom_policy_endpoint {
 	__u32 flags; /* reserved, 0 */
 };
 
+/* policy_endpoint_slots[ifindex & (entries - 1)] (array, entries a power of two): the
+ * endpoint of the interface whose slot it is; an interface whose slot is taken by another one
+ * is in policy_endpoints instead. ifindex 0: an empty slot. */
+struct fathom_policy_endpoint_slot {
+	__u32 ifindex;
+	__u32 endpoint_id;
+};
+
 /* policy_state[0]: the generation packets use; slot = generation & 1. */
 struct fathom_policy_state {
 	__u32 generation;

@@ -26,6 +26,8 @@ const struct fathom_layout_entry fathom_policy_abi_layout[] = {
 	OFF(fathom_ipcache_value, identity) OFF(fathom_ipcache_value, pad)
 	SZ(fathom_policy_endpoint)
 	OFF(fathom_policy_endpoint, endpoint_id) OFF(fathom_policy_endpoint, flags)
+	SZ(fathom_policy_endpoint_slot)
+	OFF(fathom_policy_endpoint_slot, ifindex) OFF(fathom_policy_endpoint_slot, endpoint_id)
 	SZ(fathom_policy_state)
 	OFF(fathom_policy_state, generation) OFF(fathom_policy_state, pad)
 	SZ(fathom_policy_ct_key)

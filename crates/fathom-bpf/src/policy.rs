@@ -194,6 +194,7 @@ impl PolicyDatapath {
             (&mut m.policy_ct, cfg.ct_capacity),
             (&mut m.policy_counters, counter_slot_entries(cfg) * 2),
             (&mut m.policy_endpoints, cfg.endpoint_capacity),
+            (&mut m.policy_endpoint_slots, endpoint_slots(cfg)),
         ];
         for (map, n) in sizes {
             map.set_max_entries(n.max(16)).map_err(open_err)?;
@@ -203,6 +204,7 @@ impl PolicyDatapath {
         };
         ro.conntrack_disabled = u8::from(!cfg.conntrack);
         ro.counter_slot_entries = counter_slot_entries(cfg);
+        ro.endpoint_slot_mask = endpoint_slots(cfg) - 1;
         let skel = open.load().map_err(|source| BpfError::Load {
             object: "policy",
             log: String::new(),
@@ -409,25 +411,66 @@ impl PolicyDatapath {
             .collect()
     }
 
-    /// Enforce policy for `endpoint_id` on packets crossing `ifindex`.
+    /// The entry of `ifindex`'s slot in policy_endpoint_slots: its index and what it holds.
+    fn endpoint_slot(&self, ifindex: u32) -> (u32, PolicyEndpointSlotRaw) {
+        let i = ifindex & (endpoint_slots(&self.cfg) - 1);
+        let held = self
+            .skel
+            .maps
+            .policy_endpoint_slots
+            .lookup(&i.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| PolicyEndpointSlotRaw::from_bytes(&v))
+            .unwrap_or_default();
+        (i, held)
+    }
+
+    /// Enforce policy for `endpoint_id` on packets crossing `ifindex` (not 0): in the
+    /// interface's slot when it is free or already its own, else in the overflow hash.
     pub fn set_endpoint(&self, ifindex: u32, endpoint_id: u32) -> Result<(), BpfError> {
+        if ifindex == 0 {
+            return Err(BpfError::Other("ifindex 0 is no interface".into()));
+        }
+        let m = &self.skel.maps;
+        let key = ifindex.to_ne_bytes();
+        let (i, held) = self.endpoint_slot(ifindex);
+        if held.ifindex == 0 || held.ifindex == ifindex {
+            let v = PolicyEndpointSlotRaw {
+                ifindex,
+                endpoint_id,
+            };
+            m.policy_endpoint_slots
+                .update(&i.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
+                .map_err(map_err("policy_endpoint_slots"))?;
+            // It may have been in the overflow hash while another interface held the slot
+            // (written first, so the interface is never missing).
+            return match m.policy_endpoints.delete(&key) {
+                Err(e) if e.kind() != libbpf_rs::ErrorKind::NotFound => {
+                    Err(map_err("policy_endpoints")(e))
+                }
+                _ => Ok(()),
+            };
+        }
         let v = PolicyEndpointRaw {
             endpoint_id,
             flags: 0,
         };
-        self.skel
-            .maps
-            .policy_endpoints
-            .update(&ifindex.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
+        m.policy_endpoints
+            .update(&key, v.as_bytes(), MapFlags::ANY)
             .map_err(map_err("policy_endpoints"))
     }
 
     pub fn remove_endpoint(&self, ifindex: u32) {
-        let _ = self
-            .skel
-            .maps
-            .policy_endpoints
-            .delete(&ifindex.to_ne_bytes());
+        let m = &self.skel.maps;
+        let (i, held) = self.endpoint_slot(ifindex);
+        if ifindex != 0 && held.ifindex == ifindex {
+            let empty = PolicyEndpointSlotRaw::default();
+            let _ =
+                m.policy_endpoint_slots
+                    .update(&i.to_ne_bytes(), empty.as_bytes(), MapFlags::ANY);
+        }
+        let _ = m.policy_endpoints.delete(&ifindex.to_ne_bytes());
     }
 
     /// Attach both directions to an interface (idempotent).
@@ -467,7 +510,7 @@ impl PolicyDatapath {
     /// that a refused apply changed nothing.
     pub fn dump(&self) -> BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>> {
         let m = &self.skel.maps;
-        let maps: [(&'static str, &dyn MapCore); 8] = [
+        let maps: [(&'static str, &dyn MapCore); 9] = [
             ("policy_rules0", &m.policy_rules0),
             ("policy_rules1", &m.policy_rules1),
             ("policy_ipcache0", &m.policy_ipcache0),
@@ -476,6 +519,7 @@ impl PolicyDatapath {
             ("policy_ipcache_exact1", &m.policy_ipcache_exact1),
             ("policy_state", &m.policy_state),
             ("policy_endpoints", &m.policy_endpoints),
+            ("policy_endpoint_slots", &m.policy_endpoint_slots),
         ];
         maps.into_iter()
             .map(|(name, map)| {
@@ -532,6 +576,12 @@ impl PolicyDatapath {
             .map_err(|e| BpfError::Other(format!("BPF_PROG_TEST_RUN: {e}")))?;
         Ok((out.return_value as i32, out.duration))
     }
+}
+
+/// Entries of policy_endpoint_slots: a power of two (the program masks the ifindex), at least
+/// the endpoint capacity.
+fn endpoint_slots(cfg: &PolicyConfig) -> u32 {
+    cfg.endpoint_capacity.clamp(16, 1 << 20).next_power_of_two()
 }
 
 /// Counters per slot (the program's `counter_slot_entries`): index 0 of a slot is unused

@@ -513,6 +513,37 @@ fn malformed_and_non_ip_frames() {
     assert_eq!(k.dp.stats()["unmanaged"], 1);
 }
 
+#[test]
+fn an_interface_whose_endpoint_slot_is_taken_is_found_in_the_overflow_hash() {
+    // 16 endpoint slots: ifindex 17 takes the slot of the test interface (ifindex 1).
+    let cfg = PolicyConfig {
+        endpoint_capacity: 16,
+        ..PolicyConfig::default()
+    };
+    let mut k = Kernel::load(&cfg);
+    k.apply(&compiled(A_ISOLATED));
+    let other = policy_support::TEST_IFINDEX + 16;
+    k.dp.set_endpoint(other, B).expect("endpoint");
+    let overflow = |k: &Kernel| k.dp.dump()["policy_endpoints"].len();
+    // A is isolated: dropped only if the interface is found to be A's (others pass).
+    let to_a = frame(b_ip(), a_ip(), L4::Tcp { dport: 80 }, 1);
+    assert_eq!(k.run(A, true, &to_a).0, TC_DROP);
+    assert_eq!(
+        overflow(&k),
+        1,
+        "the test interface went to the overflow hash"
+    );
+    k.dp.flush_conntrack();
+    // Its slot freed, the next registration moves it there.
+    k.dp.remove_endpoint(other);
+    assert_eq!(k.run(A, true, &to_a).0, TC_DROP);
+    assert_eq!(overflow(&k), 0);
+    k.dp.remove_endpoint(policy_support::TEST_IFINDEX);
+    let (ret, _) = k.dp.test_run(true, &to_a, 1).expect("run");
+    assert_eq!(ret, TC_PASS);
+    assert_eq!(k.dp.stats()["unmanaged"], 1);
+}
+
 /// The hash datapath's structure: wide port ranges expanded to 256-port blocks and exact
 /// ports, a deny on a wider key (any peer, a range) beating an allow of a narrower one, a
 /// protocol-wide rule, ICMP type with any code; pod and host addresses in the exact ipcache

@@ -90,6 +90,14 @@ pub struct PolicyEndpointRaw {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyEndpointSlotRaw {
+    /// 0: an empty slot.
+    pub ifindex: u32,
+    pub endpoint_id: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyStateRaw {
     pub generation: u32,
     pub pad: u32,
@@ -157,6 +165,7 @@ unsafe impl Pod for PolicyValueRaw {}
 unsafe impl Pod for IpcacheKeyRaw {}
 unsafe impl Pod for IpcacheValueRaw {}
 unsafe impl Pod for PolicyEndpointRaw {}
+unsafe impl Pod for PolicyEndpointSlotRaw {}
 unsafe impl Pod for PolicyStateRaw {}
 unsafe impl Pod for PolicyCtKeyRaw {}
 unsafe impl Pod for PolicyCtValueRaw {}
@@ -214,6 +223,12 @@ mod tests {
             "fathom_policy_endpoint",
             PolicyEndpointRaw,
             [endpoint_id, flags]
+        );
+        layout!(
+            rust,
+            "fathom_policy_endpoint_slot",
+            PolicyEndpointSlotRaw,
+            [ifindex, endpoint_id]
         );
         layout!(
             rust,
