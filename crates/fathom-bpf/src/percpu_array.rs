@@ -33,6 +33,24 @@ fn last_errno(ret: i32) -> io::Error {
     )
 }
 
+/// Runs one batch syscall after the other until `total` entries are done: `call(done, n)`
+/// asks for `n` entries from `done` on and sets `n` to how many it handled.
+fn batched(total: usize, mut call: impl FnMut(usize, &mut u32) -> i32) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < total {
+        let mut n = (total - done) as u32;
+        let ret = call(done, &mut n);
+        if ret < 0 {
+            return Err(last_errno(ret));
+        }
+        if n == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
 /// Entries `first..first + count` (first > 0), each as its per-CPU values in CPU order.
 pub fn read_range(map: &dyn MapCore, first: u32, count: u32) -> io::Result<Vec<Vec<Vec<u8>>>> {
     if count == 0 {
@@ -52,10 +70,8 @@ pub fn read_range(map: &dyn MapCore, first: u32, count: u32) -> io::Result<Vec<V
     // The batch starts after the key in `in_batch`: the one before the range.
     let mut token = first - 1;
     let mut next = 0u32;
-    let mut done = 0usize;
     let opts = batch_opts();
-    while done < n_total {
-        let mut n = (n_total - done) as u32;
+    batched(n_total, |done, n| {
         // SAFETY: keys/values have room for `n` entries from `done` on (per-CPU values are
         // ncpu * stride bytes each); the tokens are u32 keys.
         let ret = unsafe {
@@ -65,19 +81,13 @@ pub fn read_range(map: &dyn MapCore, first: u32, count: u32) -> io::Result<Vec<V
                 (&mut next as *mut u32).cast(),
                 keys[done..].as_mut_ptr().cast(),
                 vals[done * stride * ncpu..].as_mut_ptr().cast(),
-                &mut n,
+                n,
                 &opts,
             )
         };
-        if ret < 0 {
-            return Err(last_errno(ret));
-        }
-        if n == 0 {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
-        done += n as usize;
         token = next;
-    }
+        ret
+    })?;
     let out = (0..n_total)
         .map(|i| {
             (0..ncpu)
@@ -105,27 +115,17 @@ pub fn zero_range(map: &dyn MapCore, first: u32, count: u32) -> io::Result<()> {
     let (stride, ncpu) = (percpu_stride(map), cpus()?);
     let keys: Vec<u32> = (first..first + count).collect();
     let vals = vec![0u8; keys.len() * stride * ncpu];
-    let mut done = 0usize;
     let opts = batch_opts();
-    while done < keys.len() {
-        let mut n = (keys.len() - done) as u32;
+    batched(keys.len(), |done, n| {
         // SAFETY: `n` keys and `n` per-CPU values from `done` on are in the buffers.
-        let ret = unsafe {
+        unsafe {
             libbpf_sys::bpf_map_update_batch(
                 map.as_fd().as_raw_fd(),
                 keys[done..].as_ptr().cast(),
                 vals[done * stride * ncpu..].as_ptr().cast(),
-                &mut n,
+                n,
                 &opts,
             )
-        };
-        if ret < 0 {
-            return Err(last_errno(ret));
         }
-        if n == 0 {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
-        done += n as usize;
-    }
-    Ok(())
+    })
 }

@@ -387,16 +387,32 @@ spec:
     assert_eq!(counters.len(), 1, "{counters:?}");
 }
 
+/// Loads a datapath with `cfg`, applies A_ISOLATED, then `big`, which must be refused with
+/// every map unchanged; returns the error and `big`'s policy map entries.
+fn refused(cfg: &PolicyConfig, big: &Compiled) -> (String, policy_support::PolicyEntries) {
+    let mut k = Kernel::load(cfg);
+    k.apply(&compiled(A_ISOLATED));
+    let before = k.dp.dump();
+    let (policy, ipcache) = policy_support::map_entries(big);
+    let err =
+        k.dp.apply(&policy, &ipcache)
+            .expect_err("must not fit")
+            .to_string();
+    assert_eq!(
+        k.dp.dump(),
+        before,
+        "a refused apply leaves every map as it was"
+    );
+    assert_eq!(k.dp.generation(), 1);
+    (err, policy)
+}
+
 #[test]
 fn an_apply_that_does_not_fit_is_refused_and_changes_nothing() {
     let cfg = PolicyConfig {
         policy_capacity: 16,
         ..PolicyConfig::default()
     };
-    let mut k = Kernel::load(&cfg);
-    let small = compiled(A_ISOLATED);
-    k.apply(&small);
-    let before = k.dp.dump();
     let big = compiled(
         r#"
 apiVersion: networking.k8s.io/v1
@@ -408,21 +424,8 @@ spec:
   - ports: [{port: 1}, {port: 2}, {port: 3}, {port: 4}, {port: 5}, {port: 6}, {port: 7}, {port: 8}, {port: 9}, {port: 10}]
 "#,
     );
-    let policy: Vec<_> = big
-        .policy_map_entries()
-        .iter()
-        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-        .collect();
-    let ipcache: Vec<_> = big
-        .ipcache_map_entries()
-        .iter()
-        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-        .collect();
+    let (err, policy) = refused(&cfg, &big);
     assert!(policy.len() > 16);
-    let err =
-        k.dp.apply(&policy, &ipcache)
-            .expect_err("must not fit")
-            .to_string();
     assert!(
         err.contains(&format!(
             "policy needs {} policy map entries, the map holds 16",
@@ -430,12 +433,6 @@ spec:
         )),
         "{err}"
     );
-    assert_eq!(
-        k.dp.dump(),
-        before,
-        "a refused apply leaves every map as it was"
-    );
-    assert_eq!(k.dp.generation(), 1);
 }
 
 #[test]
@@ -445,10 +442,6 @@ fn a_policy_with_more_decisions_than_counters_is_refused() {
         counter_capacity: 16,
         ..PolicyConfig::default()
     };
-    let mut k = Kernel::load(&cfg);
-    let small = compiled(A_ISOLATED);
-    k.apply(&small);
-    let before = k.dp.dump();
     // Ten policies, one port each: each port's verdict names a different policy.
     let docs: Vec<String> = (1..=10)
         .map(|i| {
@@ -457,39 +450,19 @@ fn a_policy_with_more_decisions_than_counters_is_refused() {
             )
         })
         .collect();
-    let big = compiled(&docs.join("---\n"));
-    let policy: Vec<_> = big
-        .policy_map_entries()
-        .iter()
-        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-        .collect();
-    let ipcache: Vec<_> = big
-        .ipcache_map_entries()
-        .iter()
-        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-        .collect();
+    let (err, policy) = refused(&cfg, &compiled(&docs.join("---\n")));
     let decisions = policy
         .iter()
         .map(|(_, v)| u32::from_ne_bytes([v[4], v[5], v[6], v[7]]))
         .max()
         .expect("entries");
     assert!(decisions > 7, "{decisions}");
-    let err =
-        k.dp.apply(&policy, &ipcache)
-            .expect_err("must not fit")
-            .to_string();
     assert!(
         err.contains(&format!(
             "policy has {decisions} decisions, the counters hold 7 per generation"
         )),
         "{err}"
     );
-    assert_eq!(
-        k.dp.dump(),
-        before,
-        "a refused apply leaves every map as it was"
-    );
-    assert_eq!(k.dp.generation(), 1);
 }
 
 #[test]

@@ -103,16 +103,7 @@ impl Kernel {
     }
 
     pub fn apply(&mut self, c: &Compiled) -> ApplyReport {
-        let policy: Vec<_> = c
-            .policy_map_entries()
-            .iter()
-            .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-            .collect();
-        let ipcache: Vec<_> = c
-            .ipcache_map_entries()
-            .iter()
-            .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-            .collect();
+        let (policy, ipcache) = map_entries(c);
         self.dp.apply(&policy, &ipcache).expect("apply")
     }
 
@@ -139,4 +130,24 @@ impl Kernel {
     pub fn poll(&self) {
         let _ = self.rb.poll(Duration::from_millis(1));
     }
+}
+
+/// Policy map entries as the datapath takes them.
+pub type PolicyEntries = Vec<([u8; 16], [u8; 8])>;
+/// Ipcache entries as the datapath takes them.
+pub type IpcacheEntries = Vec<([u8; 20], [u8; 8])>;
+
+/// A compiled policy's map entries as the datapath takes them: (policy, ipcache).
+pub fn map_entries(c: &Compiled) -> (PolicyEntries, IpcacheEntries) {
+    let policy = c
+        .policy_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    let ipcache = c
+        .ipcache_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    (policy, ipcache)
 }
