@@ -5,7 +5,7 @@
  *   TC ingress of the host-side veth = the pod sends    = the pod's EGRESS,  peer = daddr
  *   TC egress  of the host-side veth = the pod receives = the pod's INGRESS, peer = saddr
  *
- * Per packet: endpoint = policy_endpoints[skb->ifindex] (not there: not ours, pass). Conntrack
+ * Per packet: endpoint of skb->ifindex (endpoint_of; not there: not ours, pass). Conntrack
  * first: a packet of a connection already decided in this generation takes that decision (and
  * is counted under it); a reply of an allowed connection passes. Otherwise the connection is
  * new: peer identity = exact ipcache hash(peer address), else the ipcache LPM (CIDRs); then
@@ -90,6 +90,19 @@ struct {
 	__type(value, struct fathom_policy_state);
 } policy_state SEC(".maps");
 
+/* The endpoint of an interface: its slot in policy_endpoint_slots (an array lookup, inlined
+ * by the verifier), else policy_endpoints (a hash: a call and a jhash, about a sixth of the
+ * per-packet cost), which holds only the interfaces whose slot another one took. Every
+ * packet asks, so the common case is the array. */
+const volatile __u32 endpoint_slot_mask = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fathom_policy_endpoint_slot);
+} policy_endpoint_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -104,10 +117,16 @@ struct {
 	__type(value, struct fathom_policy_ct_value);
 } policy_ct SEC(".maps");
 
+/* Per-decision counters at slot * counter_slot_entries + decision_id (user space sets both
+ * sizes and refuses a policy whose decision ids do not fit). An array, not a hash keyed by
+ * (slot, decision): the verifier inlines an array lookup, a hash lookup is a call and a jhash,
+ * about as much as the rest of the counting path. */
+const volatile __u32 counter_slot_entries = 1;
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct fathom_policy_counter_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
 	__type(value, struct fathom_policy_counter);
 } policy_counters SEC(".maps");
 
@@ -143,27 +162,46 @@ enum parse_result {
 	PARSE_BAD,
 };
 
+/* The endpoint behind ifindex; false: not one of ours. */
+static __always_inline bool endpoint_of(__u32 ifindex, __u32 *ep)
+{
+	__u32 i = ifindex & endpoint_slot_mask;
+	struct fathom_policy_endpoint_slot *s = bpf_map_lookup_elem(&policy_endpoint_slots, &i);
+	if (s && s->ifindex == ifindex) {
+		*ep = s->endpoint_id;
+		return true;
+	}
+	struct fathom_policy_endpoint *v = bpf_map_lookup_elem(&policy_endpoints, &ifindex);
+	if (!v)
+		return false;
+	*ep = v->endpoint_id;
+	return true;
+}
+
 static __always_inline void stat(__u32 idx)
 {
 	bump(&policy_stats, idx);
 }
 
-/* Copy len bytes at off: straight from the linear packet data when they are there (no helper
- * call; the common case), else through bpf_skb_load_bytes (non-linear skbs). Same bytes,
- * same errors either way. */
+/* The len bytes at off: a pointer into the linear packet data when they are there (no copy, no
+ * helper call; the common case), else to buf filled by bpf_skb_load_bytes (non-linear skbs);
+ * NULL when the packet is shorter. Same bytes, same errors either way. Callers read fields
+ * through a typed pointer, so the compiler loads words; a memcpy out of the packet, whose
+ * alignment it cannot know, was compiled into one load per byte. */
 #define LOAD_DIRECT_MAX_OFF 512
-static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+static __always_inline const void *header(struct __sk_buff *skb, __u32 off, void *buf,
+					  const __u32 len)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	if (off <= LOAD_DIRECT_MAX_OFF) {
 		void *at = data + off;
-		if (at + len <= data_end) {
-			__builtin_memcpy(to, at, len);
-			return 0;
-		}
+		if (at + len <= data_end)
+			return at;
 	}
-	return bpf_skb_load_bytes(skb, off, to, len);
+	if (bpf_skb_load_bytes(skb, off, buf, len))
+		return NULL;
+	return buf;
 }
 
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt *p)
@@ -173,8 +211,9 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP_: {
 		/* The three share the port layout: source, destination, first 4 bytes. */
-		__be16 ports[2];
-		if (load(skb, off, ports, sizeof(ports)))
+		__be16 buf[2];
+		const __be16 *ports = header(skb, off, buf, sizeof(buf));
+		if (!ports)
 			return PARSE_BAD;
 		p->sport = bpf_ntohs(ports[0]);
 		p->dport = bpf_ntohs(ports[1]);
@@ -183,16 +222,18 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt
 	}
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6_: {
-		__u8 h[8];
-		if (load(skb, off, h, sizeof(h)))
+		__u8 buf[8];
+		const __u8 *h = header(skb, off, buf, sizeof(buf));
+		if (!h)
 			return PARSE_BAD;
-		p->icmp_type = h[0];
+		__u8 type = h[0];
+		p->icmp_type = type;
 		p->icmp_code = h[1];
-		p->key_bits = ((__u16)h[0] << 8) | h[1];
+		p->key_bits = ((__u16)type << 8) | h[1];
 		/* Echo request and reply share the identifier: both "ports" hold it, so the
 		 * conntrack key of the reply is the request's reversed. */
-		if ((p->proto == IPPROTO_ICMP && (h[0] == 8 || h[0] == 0)) ||
-		    (p->proto == IPPROTO_ICMPV6_ && (h[0] == 128 || h[0] == 129))) {
+		if ((p->proto == IPPROTO_ICMP && (type == 8 || type == 0)) ||
+		    (p->proto == IPPROTO_ICMPV6_ && (type == 128 || type == 129))) {
 			__u16 id = ((__u16)h[4] << 8) | h[5];
 			p->sport = id;
 			p->dport = id;
@@ -206,51 +247,55 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct pkt
 
 static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct pkt *p)
 {
-	struct iphdr ih;
-	if (load(skb, off, &ih, sizeof(ih)))
+	struct iphdr buf;
+	const struct iphdr *ih = header(skb, off, &buf, sizeof(buf));
+	if (!ih)
 		return PARSE_BAD;
-	if (ih.version != 4 || ih.ihl < 5)
+	if (ih->version != 4 || ih->ihl < 5)
 		return PARSE_BAD;
+	__u32 l4 = off + ih->ihl * 4;
 	p->family = FATHOM_AF_INET;
-	p->proto = ih.protocol;
-	v4_mapped_addr(p->saddr, ih.saddr);
-	v4_mapped_addr(p->daddr, ih.daddr);
-	if (bpf_ntohs(ih.frag_off) & 0x1fff) {
+	p->proto = ih->protocol;
+	v4_mapped_addr(p->saddr, ih->saddr);
+	v4_mapped_addr(p->daddr, ih->daddr);
+	if (bpf_ntohs(ih->frag_off) & 0x1fff) {
 		p->later_frag = 1;
 		return PARSE_OK;
 	}
-	return parse_l4(skb, off + ih.ihl * 4, p);
+	return parse_l4(skb, l4, p);
 }
 
 static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct pkt *p)
 {
-	struct ipv6hdr ih;
-	if (load(skb, off, &ih, sizeof(ih)))
+	struct ipv6hdr buf;
+	const struct ipv6hdr *ih = header(skb, off, &buf, sizeof(buf));
+	if (!ih)
 		return PARSE_BAD;
-	if (ih.version != 6)
+	if (ih->version != 6)
 		return PARSE_BAD;
 	p->family = FATHOM_AF_INET6;
-	__builtin_memcpy(p->saddr, &ih.saddr, 16);
-	__builtin_memcpy(p->daddr, &ih.daddr, 16);
-	__u8 nh = ih.nexthdr;
+	__builtin_memcpy(p->saddr, &ih->saddr, 16);
+	__builtin_memcpy(p->daddr, &ih->daddr, 16);
+	__u8 nh = ih->nexthdr;
 	__u32 pos = off + 40;
 #pragma unroll
 	for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+		__u8 ebuf[4];
 		if (nh == 0 || nh == 43 || nh == 60) { /* hop-by-hop, routing, destination options */
-			__u8 ext[2];
-			if (load(skb, pos, ext, 2))
+			const __u8 *ext = header(skb, pos, ebuf, 2);
+			if (!ext)
 				return PARSE_BAD;
 			nh = ext[0];
 			pos += (ext[1] + 1) * 8;
 		} else if (nh == 51) { /* AH */
-			__u8 ext[2];
-			if (load(skb, pos, ext, 2))
+			const __u8 *ext = header(skb, pos, ebuf, 2);
+			if (!ext)
 				return PARSE_BAD;
 			nh = ext[0];
 			pos += (ext[1] + 2) * 4;
 		} else if (nh == 44) { /* fragment */
-			__u8 ext[4];
-			if (load(skb, pos, ext, 4))
+			const __u8 *ext = header(skb, pos, ebuf, 4);
+			if (!ext)
 				return PARSE_BAD;
 			nh = ext[0];
 			pos += 8;
@@ -270,45 +315,32 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct p
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	/* Endpoint interfaces are veths: Ethernet framing. */
-	struct ethhdr eh;
-	if (load(skb, 0, &eh, sizeof(eh)))
+	struct ethhdr buf;
+	const struct ethhdr *eh = header(skb, 0, &buf, sizeof(buf));
+	if (!eh)
 		return PARSE_NON_IP;
-	__u16 proto = bpf_ntohs(eh.h_proto);
+	__u16 proto = bpf_ntohs(eh->h_proto);
 	if (proto == ETH_P_IP)
-		return parse_ipv4(skb, sizeof(eh), p);
+		return parse_ipv4(skb, sizeof(buf), p);
 	if (proto == ETH_P_IPV6)
-		return parse_ipv6(skb, sizeof(eh), p);
+		return parse_ipv6(skb, sizeof(buf), p);
 	return PARSE_NON_IP;
 }
 
-static __always_inline __u32 peer_identity(__u32 slot, const __u8 *addr)
+static __always_inline __u32 peer_identity(void *exact, void *trie, const __u8 *addr)
 {
 	struct fathom_ipcache_key k = { .prefixlen = 128 };
 	__builtin_memcpy(k.addr, addr, 16);
-	struct fathom_ipcache_value *v;
 	/* Pod and host addresses: one hash lookup. */
-	if (slot)
-		v = bpf_map_lookup_elem(&policy_ipcache_exact1, k.addr);
-	else
-		v = bpf_map_lookup_elem(&policy_ipcache_exact0, k.addr);
+	struct fathom_ipcache_value *v = bpf_map_lookup_elem(exact, k.addr);
 	if (v)
 		return v->identity;
-	if (slot)
-		v = bpf_map_lookup_elem(&policy_ipcache1, &k);
-	else
-		v = bpf_map_lookup_elem(&policy_ipcache0, &k);
+	v = bpf_map_lookup_elem(trie, &k);
 	return v ? v->identity : 2; /* world; cannot happen: user space always installs /0 */
 }
 
-static __always_inline struct fathom_policy_value *rule_lookup(__u32 slot, struct fathom_policy_key *k)
-{
-	if (slot)
-		return bpf_map_lookup_elem(&policy_rules1, k);
-	return bpf_map_lookup_elem(&policy_rules0, k);
-}
-
 /* The verdict of a new connection: fills ct (action, decision, peer). */
-static __always_inline void decide(__u32 slot, __u32 ep, __u8 dir, __u32 peer, __u8 proto,
+static __always_inline void decide(void *rules, __u32 ep, __u8 dir, __u32 peer, __u8 proto,
 				   __u16 key_bits, struct fathom_policy_ct_value *ct)
 {
 	struct fathom_policy_key k = {
@@ -323,10 +355,10 @@ static __always_inline void decide(__u32 slot, __u32 ep, __u8 dir, __u32 peer, _
 	ct->decision_id = 0;
 	/* The root of the peer's entries; a peer no rule names has none: the wildcard's. Every
 	 * set of entries has a root, so there is never a second fallback. */
-	struct fathom_policy_value *v = rule_lookup(slot, &k);
+	struct fathom_policy_value *v = bpf_map_lookup_elem(rules, &k);
 	if (!v) {
 		k.peer_identity = 0;
-		v = rule_lookup(slot, &k);
+		v = bpf_map_lookup_elem(rules, &k);
 		if (!v)
 			return; /* no policy selects the endpoint in this direction */
 	}
@@ -336,17 +368,17 @@ static __always_inline void decide(__u32 slot, __u32 ep, __u8 dir, __u32 peer, _
 	if (levels & FATHOM_POLICY_LEVEL_EXACT) {
 		k.prefixlen = FATHOM_POLICY_KEY_EXACT;
 		k.dport = bpf_htons(key_bits);
-		hit = rule_lookup(slot, &k);
+		hit = bpf_map_lookup_elem(rules, &k);
 	}
 	if (!hit && (levels & FATHOM_POLICY_LEVEL_BLOCK)) {
 		k.prefixlen = FATHOM_POLICY_KEY_BLOCK;
 		k.dport = bpf_htons(key_bits & 0xff00);
-		hit = rule_lookup(slot, &k);
+		hit = bpf_map_lookup_elem(rules, &k);
 	}
 	if (!hit && (levels & FATHOM_POLICY_LEVEL_PROTO)) {
 		k.prefixlen = FATHOM_POLICY_KEY_PROTO;
 		k.dport = 0;
-		hit = rule_lookup(slot, &k);
+		hit = bpf_map_lookup_elem(rules, &k);
 	}
 	if (hit)
 		v = hit;
@@ -356,19 +388,32 @@ static __always_inline void decide(__u32 slot, __u32 ep, __u8 dir, __u32 peer, _
 		ct->action = FATHOM_POLICY_ALLOW;
 }
 
+/* peer_identity + decide in one slot's maps. The two slots are two copies of the code, each
+ * naming its maps directly: a lookup call site that may see either of two maps (a merged call
+ * on a selected pointer) is not inlined by the verifier and goes through the generic helper
+ * and an indirect call. */
+static __always_inline void judge(__u32 slot, __u32 ep, __u8 dir, const __u8 *peer_addr,
+				  __u8 proto, __u16 key_bits, struct fathom_policy_ct_value *ct)
+{
+	if (slot) {
+		__u32 peer = peer_identity(&policy_ipcache_exact1, &policy_ipcache1, peer_addr);
+		decide(&policy_rules1, ep, dir, peer, proto, key_bits, ct);
+	} else {
+		__u32 peer = peer_identity(&policy_ipcache_exact0, &policy_ipcache0, peer_addr);
+		decide(&policy_rules0, ep, dir, peer, proto, key_bits, ct);
+	}
+}
+
 static __always_inline void count(__u32 slot, __u32 decision, __u32 len)
 {
-	if (!decision)
+	if (!decision || decision >= counter_slot_entries)
 		return;
-	struct fathom_policy_counter_key k = { .slot = slot, .decision_id = decision };
-	struct fathom_policy_counter *c = bpf_map_lookup_elem(&policy_counters, &k);
+	__u32 idx = (slot ? counter_slot_entries : 0) + decision;
+	struct fathom_policy_counter *c = bpf_map_lookup_elem(&policy_counters, &idx);
 	if (c) {
 		c->packets += 1;
 		c->bytes += len;
-		return;
 	}
-	struct fathom_policy_counter init = { .packets = 1, .bytes = len };
-	bpf_map_update_elem(&policy_counters, &k, &init, BPF_NOEXIST);
 }
 
 static __always_inline __u8 verdict_of(__u8 action)
@@ -424,13 +469,11 @@ static __always_inline int finish(__u8 action)
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
-	__u32 ifindex = skb->ifindex;
-	struct fathom_policy_endpoint *epv = bpf_map_lookup_elem(&policy_endpoints, &ifindex);
-	if (!epv) {
+	__u32 ep;
+	if (!endpoint_of(skb->ifindex, &ep)) {
 		stat(FATHOM_POL_UNMANAGED);
 		return TC_ACT_UNSPEC;
 	}
-	__u32 ep = epv->endpoint_id;
 	__u32 zero = 0;
 	struct fathom_policy_state *st = bpf_map_lookup_elem(&policy_state, &zero);
 	if (!st)
@@ -495,8 +538,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 				 * first packet's point of view, before letting replies through. */
 				struct fathom_policy_ct_value again = {};
 				const __u8 *peer_addr = rev.direction == FATHOM_POLICY_EGRESS ? rev.daddr : rev.saddr;
-				__u32 peer = peer_identity(slot, peer_addr);
-				decide(slot, ep, rev.direction, peer, rev.proto, orig->key_bits, &again);
+				judge(slot, ep, rev.direction, peer_addr, rev.proto, orig->key_bits, &again);
 				again.generation = generation;
 				bpf_map_update_elem(&policy_ct, &rev, &again, BPF_ANY);
 				orig = bpf_map_lookup_elem(&policy_ct, &rev);
@@ -516,8 +558,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	/* New connection (or an old one under a new generation). */
 	stat(FATHOM_POL_CT_NEW);
 	struct fathom_policy_ct_value v = {};
-	__u32 peer = peer_identity(slot, dir == FATHOM_POLICY_EGRESS ? p.daddr : p.saddr);
-	decide(slot, ep, dir, peer, p.proto, p.key_bits, &v);
+	judge(slot, ep, dir, dir == FATHOM_POLICY_EGRESS ? p.daddr : p.saddr, p.proto, p.key_bits, &v);
 	v.generation = generation;
 	v.flags = FATHOM_POLICY_CT_EVENT_SENT;
 	if (conntrack_disabled) {

@@ -82,6 +82,14 @@ struct fathom_policy_endpoint {
 	__u32 flags; /* reserved, 0 */
 };
 
+/* policy_endpoint_slots[ifindex & (entries - 1)] (array, entries a power of two): the
+ * endpoint of the interface whose slot it is; an interface whose slot is taken by another one
+ * is in policy_endpoints instead. ifindex 0: an empty slot. */
+struct fathom_policy_endpoint_slot {
+	__u32 ifindex;
+	__u32 endpoint_id;
+};
+
 /* policy_state[0]: the generation packets use; slot = generation & 1. */
 struct fathom_policy_state {
 	__u32 generation;
@@ -109,12 +117,8 @@ struct fathom_policy_ct_value {
 	__u8 flags;
 };
 
-/* Per-decision packet/byte counters (per-CPU hash). */
-struct fathom_policy_counter_key {
-	__u32 slot;
-	__u32 decision_id;
-};
-
+/* Per-decision packet/byte counters: policy_counters (per-CPU array) at
+ * slot * (entries / 2) + decision_id. */
 struct fathom_policy_counter {
 	__u64 packets;
 	__u64 bytes;

@@ -9,6 +9,7 @@ pub mod features;
 pub mod flowtable;
 pub mod kernelsyms;
 pub mod l7;
+pub mod percpu_array;
 pub mod pin;
 pub mod policy;
 pub mod sensors;

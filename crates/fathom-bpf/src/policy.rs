@@ -24,6 +24,7 @@ use crate::abi::policy::*;
 use crate::abi::Pod;
 use crate::error::BpfError;
 use crate::events::ip_from_raw;
+use crate::percpu_array;
 use crate::skel::policy::{PolicySkel, PolicySkelBuilder};
 use crate::tc::{self, TcAttachment, TcMode};
 
@@ -38,7 +39,8 @@ pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/fathom/policy";
 /// - the six slot maps and `policy_state`: the programs left on the links keep enforcing the
 ///   active slot while no agent runs, and the next agent must read the generation to write
 ///   only the standby slot (rewriting the active one would break the flip's atomicity);
-/// - `policy_endpoints`: which interfaces are enforced, read by those programs;
+/// - `policy_endpoints`, `policy_endpoint_slots`: which interfaces are enforced, read by
+///   those programs;
 /// - `policy_ct`: established connections (a reply passes on its connection's entry; without
 ///   it, the reply to an allowed connection would be judged as a new connection the other
 ///   way and could be dropped);
@@ -55,6 +57,7 @@ pub const PINNED_MAPS: &[&str] = &[
     "policy_ipcache_exact1",
     "policy_state",
     "policy_endpoints",
+    "policy_endpoint_slots",
     "policy_ct",
     "policy_counters",
     "policy_stats",
@@ -74,7 +77,8 @@ pub struct PolicyConfig {
     pub ipcache_capacity: u32,
     /// Conntrack entries (LRU).
     pub ct_capacity: u32,
-    /// Per-decision counters (both slots together).
+    /// Per-decision counters, both slots together: a policy may have up to
+    /// `counter_capacity / 2 - 1` decisions.
     pub counter_capacity: u32,
     /// Endpoint interfaces.
     pub endpoint_capacity: u32,
@@ -257,6 +261,9 @@ pub struct PolicyDatapath {
     skel: PolicySkel<'static>,
     cfg: PolicyConfig,
     generation: u32,
+    /// The largest decision id written into each slot: its counters are at
+    /// `slot * counter_slot_entries + 1 ..= + max_decision`.
+    max_decision: [u32; 2],
     slots: [SlotShadow; 2],
     /// When each slot stopped being active.
     retired_at: [Option<Instant>; 2],
@@ -326,8 +333,11 @@ impl PolicyDatapath {
         .into_iter()
         .enumerate()
         {
+            let policy: HashMap<Vec<u8>, Vec<u8>> = read_map(rules);
+            // Where this slot's counters end, as the previous agent's apply had it.
+            self.max_decision[slot] = max_decision_of(policy.values().map(Vec::as_slice));
             self.slots[slot] = SlotShadow {
-                policy: Some(read_map(rules)),
+                policy: Some(policy),
                 ipcache: Some(read_map(cache)),
                 ipcache_exact: Some(read_map(exact)),
             };
@@ -397,11 +407,22 @@ impl PolicyDatapath {
         // Endpoint entries without a link (their interface left, or an agent died between
         // registering and attaching) are not enforced anywhere: drop them.
         let eps = &self.skel.maps.policy_endpoints;
-        let keys: Vec<Vec<u8>> = eps.keys().collect();
-        for k in keys {
-            let idx = <[u8; 4]>::try_from(k.as_slice()).map(u32::from_ne_bytes);
-            if idx.is_ok_and(|i| !self.attachments.contains_key(&i)) {
-                let _ = eps.delete(&k);
+        let mut registered: Vec<u32> = eps
+            .keys()
+            .filter_map(|k| <[u8; 4]>::try_from(k.as_slice()).ok())
+            .map(u32::from_ne_bytes)
+            .collect();
+        let slots = &self.skel.maps.policy_endpoint_slots;
+        registered.extend(
+            (0..endpoint_slots(&self.cfg))
+                .filter_map(|i| slots.lookup(&i.to_ne_bytes(), MapFlags::ANY).ok().flatten())
+                .filter_map(|v| PolicyEndpointSlotRaw::from_bytes(&v))
+                .map(|v| v.ifindex)
+                .filter(|&i| i != 0),
+        );
+        for idx in registered {
+            if !self.attachments.contains_key(&idx) {
+                self.remove_endpoint(idx);
             }
         }
         Ok(found)
@@ -433,15 +454,19 @@ impl PolicyDatapath {
             (&mut m.policy_ipcache_exact0, cfg.ipcache_capacity),
             (&mut m.policy_ipcache_exact1, cfg.ipcache_capacity),
             (&mut m.policy_ct, cfg.ct_capacity),
-            (&mut m.policy_counters, cfg.counter_capacity),
+            (&mut m.policy_counters, counter_slot_entries(cfg) * 2),
             (&mut m.policy_endpoints, cfg.endpoint_capacity),
+            (&mut m.policy_endpoint_slots, endpoint_slots(cfg)),
         ];
         for (map, n) in sizes {
             map.set_max_entries(n.max(16)).map_err(open_err)?;
         }
-        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            ro.conntrack_disabled = u8::from(!cfg.conntrack);
-        }
+        let Some(ro) = open.maps.rodata_data.as_deref_mut() else {
+            return Err(BpfError::Other("policy.bpf.c has no .rodata".into()));
+        };
+        ro.conntrack_disabled = u8::from(!cfg.conntrack);
+        ro.counter_slot_entries = counter_slot_entries(cfg);
+        ro.endpoint_slot_mask = endpoint_slots(cfg) - 1;
         if let Some(root) = pin_root {
             let m = &mut open.maps;
             let pinned = [
@@ -453,6 +478,7 @@ impl PolicyDatapath {
                 &mut m.policy_ipcache_exact1,
                 &mut m.policy_state,
                 &mut m.policy_endpoints,
+                &mut m.policy_endpoint_slots,
                 &mut m.policy_ct,
                 &mut m.policy_counters,
                 &mut m.policy_stats,
@@ -470,6 +496,7 @@ impl PolicyDatapath {
             skel,
             cfg: *cfg,
             generation: 0,
+            max_decision: [0, 0],
             slots: Default::default(),
             retired_at: [None, None],
             attachments: BTreeMap::new(),
@@ -487,8 +514,21 @@ impl PolicyDatapath {
         self.generation
     }
 
-    /// Refuse a set that does not fit, before touching anything.
-    pub fn check_capacity(&self, policy: usize, ipcache: usize) -> Result<(), BpfError> {
+    /// Refuse a set that does not fit, before touching anything. `max_decision`: the largest
+    /// decision id of the policy entries.
+    pub fn check_capacity(
+        &self,
+        policy: usize,
+        ipcache: usize,
+        max_decision: u32,
+    ) -> Result<(), BpfError> {
+        let per_slot = counter_slot_entries(&self.cfg);
+        if max_decision >= per_slot {
+            return Err(BpfError::Other(format!(
+                "policy has {max_decision} decisions, the counters hold {} per generation (raise counter_capacity)",
+                per_slot - 1
+            )));
+        }
         if policy > self.cfg.policy_capacity as usize {
             return Err(BpfError::Other(format!(
                 "policy needs {policy} policy map entries, the map holds {} (raise policy_capacity)",
@@ -511,7 +551,8 @@ impl PolicyDatapath {
         policy: &[([u8; 16], [u8; 8])],
         ipcache: &[([u8; 20], [u8; 8])],
     ) -> Result<ApplyReport, BpfError> {
-        self.check_capacity(policy.len(), ipcache.len())?;
+        let max_decision = max_decision_of(policy.iter().map(|(_, v)| &v[..]));
+        self.check_capacity(policy.len(), ipcache.len(), max_decision)?;
         let next = self.generation.wrapping_add(1);
         let slot = (next & 1) as usize;
         if let Some(t) = self.retired_at[slot] {
@@ -562,6 +603,7 @@ impl PolicyDatapath {
             (trie_written + exact_written, trie_deleted + exact_deleted);
 
         let retired_counters = self.take_counters(slot as u32)?;
+        self.max_decision[slot] = max_decision;
         let state = PolicyStateRaw {
             generation: next,
             pad: 0,
@@ -585,37 +627,44 @@ impl PolicyDatapath {
         })
     }
 
-    /// Remove and return one slot's counters, summed over CPUs, by decision id.
-    fn take_counters(&self, slot: u32) -> Result<BTreeMap<u32, PolicyCounterRaw>, BpfError> {
+    /// One slot's counters, summed over CPUs, by decision id (those that counted packets).
+    fn read_counters(&self, slot: u32) -> Result<BTreeMap<u32, PolicyCounterRaw>, BpfError> {
         let map = &self.skel.maps.policy_counters;
-        let mut out = BTreeMap::new();
-        let keys: Vec<Vec<u8>> = map.keys().collect();
-        for k in keys {
-            let Some(key) = PolicyCounterKeyRaw::from_bytes(&k) else {
-                continue;
-            };
-            if key.slot != slot {
-                continue;
-            }
-            out.insert(key.decision_id, sum_counter(map, &k));
-            let _ = map.delete(&k);
-        }
+        let first = slot * counter_slot_entries(&self.cfg) + 1;
+        let per_cpu = percpu_array::read_range(map, first, self.max_decision[slot as usize])
+            .map_err(|e| BpfError::Other(format!("policy_counters: {e}")))?;
+        Ok(per_cpu
+            .iter()
+            .enumerate()
+            .filter_map(|(i, cpus)| {
+                let sum = cpus
+                    .iter()
+                    .filter_map(|b| PolicyCounterRaw::from_bytes(b))
+                    .fold(PolicyCounterRaw::default(), |a, c| PolicyCounterRaw {
+                        packets: a.packets + c.packets,
+                        bytes: a.bytes + c.bytes,
+                    });
+                (sum.packets > 0).then_some((i as u32 + 1, sum))
+            })
+            .collect())
+    }
+
+    /// Read and clear one slot's counters, by decision id.
+    fn take_counters(&self, slot: u32) -> Result<BTreeMap<u32, PolicyCounterRaw>, BpfError> {
+        let out = self.read_counters(slot)?;
+        let first = slot * counter_slot_entries(&self.cfg) + 1;
+        percpu_array::zero_range(
+            &self.skel.maps.policy_counters,
+            first,
+            self.max_decision[slot as usize],
+        )
+        .map_err(|e| BpfError::Other(format!("policy_counters: {e}")))?;
         Ok(out)
     }
 
-    /// Counters of the active generation, by decision id.
+    /// Counters of the active generation, by decision id (those that counted packets).
     pub fn counters(&self) -> BTreeMap<u32, PolicyCounterRaw> {
-        let map = &self.skel.maps.policy_counters;
-        let slot = self.generation & 1;
-        let mut out = BTreeMap::new();
-        for k in map.keys() {
-            if let Some(key) = PolicyCounterKeyRaw::from_bytes(&k) {
-                if key.slot == slot {
-                    out.insert(key.decision_id, sum_counter(map, &k));
-                }
-            }
-        }
-        out
+        self.read_counters(self.generation & 1).unwrap_or_default()
     }
 
     /// The program's own counters, by name.
@@ -640,25 +689,66 @@ impl PolicyDatapath {
             .collect()
     }
 
-    /// Enforce policy for `endpoint_id` on packets crossing `ifindex`.
+    /// The entry of `ifindex`'s slot in policy_endpoint_slots: its index and what it holds.
+    fn endpoint_slot(&self, ifindex: u32) -> (u32, PolicyEndpointSlotRaw) {
+        let i = ifindex & (endpoint_slots(&self.cfg) - 1);
+        let held = self
+            .skel
+            .maps
+            .policy_endpoint_slots
+            .lookup(&i.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| PolicyEndpointSlotRaw::from_bytes(&v))
+            .unwrap_or_default();
+        (i, held)
+    }
+
+    /// Enforce policy for `endpoint_id` on packets crossing `ifindex` (not 0): in the
+    /// interface's slot when it is free or already its own, else in the overflow hash.
     pub fn set_endpoint(&self, ifindex: u32, endpoint_id: u32) -> Result<(), BpfError> {
+        if ifindex == 0 {
+            return Err(BpfError::Other("ifindex 0 is no interface".into()));
+        }
+        let m = &self.skel.maps;
+        let key = ifindex.to_ne_bytes();
+        let (i, held) = self.endpoint_slot(ifindex);
+        if held.ifindex == 0 || held.ifindex == ifindex {
+            let v = PolicyEndpointSlotRaw {
+                ifindex,
+                endpoint_id,
+            };
+            m.policy_endpoint_slots
+                .update(&i.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
+                .map_err(map_err("policy_endpoint_slots"))?;
+            // It may have been in the overflow hash while another interface held the slot
+            // (written first, so the interface is never missing).
+            return match m.policy_endpoints.delete(&key) {
+                Err(e) if e.kind() != libbpf_rs::ErrorKind::NotFound => {
+                    Err(map_err("policy_endpoints")(e))
+                }
+                _ => Ok(()),
+            };
+        }
         let v = PolicyEndpointRaw {
             endpoint_id,
             flags: 0,
         };
-        self.skel
-            .maps
-            .policy_endpoints
-            .update(&ifindex.to_ne_bytes(), v.as_bytes(), MapFlags::ANY)
+        m.policy_endpoints
+            .update(&key, v.as_bytes(), MapFlags::ANY)
             .map_err(map_err("policy_endpoints"))
     }
 
     pub fn remove_endpoint(&self, ifindex: u32) {
-        let _ = self
-            .skel
-            .maps
-            .policy_endpoints
-            .delete(&ifindex.to_ne_bytes());
+        let m = &self.skel.maps;
+        let (i, held) = self.endpoint_slot(ifindex);
+        if ifindex != 0 && held.ifindex == ifindex {
+            let empty = PolicyEndpointSlotRaw::default();
+            let _ =
+                m.policy_endpoint_slots
+                    .update(&i.to_ne_bytes(), empty.as_bytes(), MapFlags::ANY);
+        }
+        let _ = m.policy_endpoints.delete(&ifindex.to_ne_bytes());
     }
 
     /// Attach both directions to an interface (idempotent). Pinned, the links are TCX links
@@ -812,7 +902,7 @@ impl PolicyDatapath {
     /// that a refused apply changed nothing.
     pub fn dump(&self) -> BTreeMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>> {
         let m = &self.skel.maps;
-        let maps: [(&'static str, &dyn MapCore); 8] = [
+        let maps: [(&'static str, &dyn MapCore); 9] = [
             ("policy_rules0", &m.policy_rules0),
             ("policy_rules1", &m.policy_rules1),
             ("policy_ipcache0", &m.policy_ipcache0),
@@ -821,6 +911,7 @@ impl PolicyDatapath {
             ("policy_ipcache_exact1", &m.policy_ipcache_exact1),
             ("policy_state", &m.policy_state),
             ("policy_endpoints", &m.policy_endpoints),
+            ("policy_endpoint_slots", &m.policy_endpoint_slots),
         ];
         maps.into_iter()
             .map(|(name, map)| (name, read_map(map)))
@@ -953,19 +1044,25 @@ pub fn remove_pins(pin_root: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(removed)
 }
 
-fn sum_counter(map: &dyn MapCore, key: &[u8]) -> PolicyCounterRaw {
-    let per_cpu = map
-        .lookup_percpu(key, MapFlags::ANY)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    per_cpu
-        .iter()
-        .filter_map(|b| PolicyCounterRaw::from_bytes(b))
-        .fold(PolicyCounterRaw::default(), |a, c| PolicyCounterRaw {
-            packets: a.packets + c.packets,
-            bytes: a.bytes + c.bytes,
-        })
+/// The largest decision id among policy map values (0: none).
+fn max_decision_of<'a>(values: impl Iterator<Item = &'a [u8]>) -> u32 {
+    values
+        .filter_map(PolicyValueRaw::from_bytes)
+        .map(|v| v.decision_id)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Entries of policy_endpoint_slots: a power of two (the program masks the ifindex), at least
+/// the endpoint capacity.
+fn endpoint_slots(cfg: &PolicyConfig) -> u32 {
+    cfg.endpoint_capacity.clamp(16, 1 << 20).next_power_of_two()
+}
+
+/// Counters per slot (the program's `counter_slot_entries`): index 0 of a slot is unused
+/// (decision 0 is not counted).
+fn counter_slot_entries(cfg: &PolicyConfig) -> u32 {
+    (cfg.counter_capacity / 2).max(8)
 }
 
 /// Make a map hold exactly `entries`, touching only what changed since the last write

@@ -99,6 +99,8 @@ fn a_second_load_re_adopts_the_pinned_state() {
     assert_eq!(udp_to_a(&dp, 80, 1001), TC_PASS);
     assert_eq!(dp.stats()["dropped"], 1);
     let before = slots(&dp);
+    let counters_before = dp.counters();
+    assert!(!counters_before.is_empty(), "the probes counted under their decisions");
     drop(dp);
 
     let (mut dp, found) = PolicyDatapath::load_pinned(&cfg, &root).expect("reload");
@@ -112,8 +114,17 @@ fn a_second_load_re_adopts_the_pinned_state() {
     assert_eq!(dp.generation(), 2);
     assert_eq!(slots(&dp), before, "both slots re-adopted as they were");
     assert_eq!(dp.stats()["dropped"], 1, "counters continue");
+    assert_eq!(
+        dp.counters(),
+        counters_before,
+        "per-decision counters of the active slot continue"
+    );
+    let dump = dp.dump();
     assert!(
-        dp.dump()["policy_endpoints"].is_empty(),
+        dump["policy_endpoints"].is_empty()
+            && dump["policy_endpoint_slots"]
+                .values()
+                .all(|v| v.iter().all(|b| *b == 0)),
         "an endpoint entry no pinned link enforces is removed"
     );
     // The standby slot (1) holds generation 1, the same policy: the re-read shadow makes the

@@ -342,7 +342,10 @@ spec:
 "#;
     let (mut k, _) = setup(open);
     let syn = frame(a_ip(), b_ip(), L4::Tcp { dport: 80 }, 3000);
-    assert_eq!(k.run(B, true, &syn).0, TC_PASS);
+    let (ret, ev) = k.run(B, true, &syn);
+    assert_eq!(ret, TC_PASS);
+    let allow = ev[0].decision_id;
+    assert_ne!(allow, 0);
     assert_eq!(k.dp.generation(), 1);
     let c2 = compiled(closed);
     k.apply(&c2);
@@ -362,6 +365,46 @@ spec:
     let counters = k.dp.counters();
     assert_eq!(counters.len(), 1, "{counters:?}");
     assert_eq!(counters.values().next().map(|c| c.packets), Some(1));
+    // Generation 3 rewrites generation 1's slot: its counters come back with the apply and
+    // the slot starts again from zero.
+    let report = k.apply(&compiled(open));
+    assert_eq!((report.generation, report.slot), (3, 1));
+    assert_eq!(
+        report.retired_counters.get(&allow).map(|c| c.packets),
+        Some(1),
+        "{:?}",
+        report.retired_counters
+    );
+    assert!(k.dp.counters().is_empty(), "{:?}", k.dp.counters());
+    k.dp.flush_conntrack();
+    assert_eq!(k.run(B, true, &syn).0, TC_PASS);
+    let counters = k.dp.counters();
+    assert_eq!(
+        counters.get(&allow).map(|c| c.packets),
+        Some(1),
+        "{counters:?}"
+    );
+    assert_eq!(counters.len(), 1, "{counters:?}");
+}
+
+/// Loads a datapath with `cfg`, applies A_ISOLATED, then `big`, which must be refused with
+/// every map unchanged; returns the error and `big`'s policy map entries.
+fn refused(cfg: &PolicyConfig, big: &Compiled) -> (String, policy_support::PolicyEntries) {
+    let mut k = Kernel::load(cfg);
+    k.apply(&compiled(A_ISOLATED));
+    let before = k.dp.dump();
+    let (policy, ipcache) = policy_support::map_entries(big);
+    let err =
+        k.dp.apply(&policy, &ipcache)
+            .expect_err("must not fit")
+            .to_string();
+    assert_eq!(
+        k.dp.dump(),
+        before,
+        "a refused apply leaves every map as it was"
+    );
+    assert_eq!(k.dp.generation(), 1);
+    (err, policy)
 }
 
 #[test]
@@ -370,10 +413,6 @@ fn an_apply_that_does_not_fit_is_refused_and_changes_nothing() {
         policy_capacity: 16,
         ..PolicyConfig::default()
     };
-    let mut k = Kernel::load(&cfg);
-    let small = compiled(A_ISOLATED);
-    k.apply(&small);
-    let before = k.dp.dump();
     let big = compiled(
         r#"
 apiVersion: networking.k8s.io/v1
@@ -385,21 +424,8 @@ spec:
   - ports: [{port: 1}, {port: 2}, {port: 3}, {port: 4}, {port: 5}, {port: 6}, {port: 7}, {port: 8}, {port: 9}, {port: 10}]
 "#,
     );
-    let policy: Vec<_> = big
-        .policy_map_entries()
-        .iter()
-        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-        .collect();
-    let ipcache: Vec<_> = big
-        .ipcache_map_entries()
-        .iter()
-        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-        .collect();
+    let (err, policy) = refused(&cfg, &big);
     assert!(policy.len() > 16);
-    let err =
-        k.dp.apply(&policy, &ipcache)
-            .expect_err("must not fit")
-            .to_string();
     assert!(
         err.contains(&format!(
             "policy needs {} policy map entries, the map holds 16",
@@ -407,12 +433,36 @@ spec:
         )),
         "{err}"
     );
-    assert_eq!(
-        k.dp.dump(),
-        before,
-        "a refused apply leaves every map as it was"
+}
+
+#[test]
+fn a_policy_with_more_decisions_than_counters_is_refused() {
+    // 16 counters = 8 per generation: decision ids 1..=7.
+    let cfg = PolicyConfig {
+        counter_capacity: 16,
+        ..PolicyConfig::default()
+    };
+    // Ten policies, one port each: each port's verdict names a different policy.
+    let docs: Vec<String> = (1..=10)
+        .map(|i| {
+            format!(
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p{i}, namespace: x}}\nspec:\n  podSelector: {{}}\n  ingress:\n  - ports: [{{port: {i}}}]\n"
+            )
+        })
+        .collect();
+    let (err, policy) = refused(&cfg, &compiled(&docs.join("---\n")));
+    let decisions = policy
+        .iter()
+        .map(|(_, v)| u32::from_ne_bytes([v[4], v[5], v[6], v[7]]))
+        .max()
+        .expect("entries");
+    assert!(decisions > 7, "{decisions}");
+    assert!(
+        err.contains(&format!(
+            "policy has {decisions} decisions, the counters hold 7 per generation"
+        )),
+        "{err}"
     );
-    assert_eq!(k.dp.generation(), 1);
 }
 
 #[test]
@@ -432,6 +482,37 @@ fn malformed_and_non_ip_frames() {
     let (ret, _) =
         k.dp.test_run(false, &frame(a_ip(), b_ip(), L4::Tcp { dport: 9 }, 2), 1)
             .expect("run");
+    assert_eq!(ret, TC_PASS);
+    assert_eq!(k.dp.stats()["unmanaged"], 1);
+}
+
+#[test]
+fn an_interface_whose_endpoint_slot_is_taken_is_found_in_the_overflow_hash() {
+    // 16 endpoint slots: ifindex 17 takes the slot of the test interface (ifindex 1).
+    let cfg = PolicyConfig {
+        endpoint_capacity: 16,
+        ..PolicyConfig::default()
+    };
+    let mut k = Kernel::load(&cfg);
+    k.apply(&compiled(A_ISOLATED));
+    let other = policy_support::TEST_IFINDEX + 16;
+    k.dp.set_endpoint(other, B).expect("endpoint");
+    let overflow = |k: &Kernel| k.dp.dump()["policy_endpoints"].len();
+    // A is isolated: dropped only if the interface is found to be A's (others pass).
+    let to_a = frame(b_ip(), a_ip(), L4::Tcp { dport: 80 }, 1);
+    assert_eq!(k.run(A, true, &to_a).0, TC_DROP);
+    assert_eq!(
+        overflow(&k),
+        1,
+        "the test interface went to the overflow hash"
+    );
+    k.dp.flush_conntrack();
+    // Its slot freed, the next registration moves it there.
+    k.dp.remove_endpoint(other);
+    assert_eq!(k.run(A, true, &to_a).0, TC_DROP);
+    assert_eq!(overflow(&k), 0);
+    k.dp.remove_endpoint(policy_support::TEST_IFINDEX);
+    let (ret, _) = k.dp.test_run(true, &to_a, 1).expect("run");
     assert_eq!(ret, TC_PASS);
     assert_eq!(k.dp.stats()["unmanaged"], 1);
 }

@@ -90,6 +90,14 @@ pub struct PolicyEndpointRaw {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PolicyEndpointSlotRaw {
+    /// 0: an empty slot.
+    pub ifindex: u32,
+    pub endpoint_id: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PolicyStateRaw {
     pub generation: u32,
     pub pad: u32,
@@ -117,13 +125,6 @@ pub struct PolicyCtValueRaw {
     pub key_bits: u16,
     pub action: u8,
     pub flags: u8,
-}
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PolicyCounterKeyRaw {
-    pub slot: u32,
-    pub decision_id: u32,
 }
 
 #[repr(C)]
@@ -164,10 +165,10 @@ unsafe impl Pod for PolicyValueRaw {}
 unsafe impl Pod for IpcacheKeyRaw {}
 unsafe impl Pod for IpcacheValueRaw {}
 unsafe impl Pod for PolicyEndpointRaw {}
+unsafe impl Pod for PolicyEndpointSlotRaw {}
 unsafe impl Pod for PolicyStateRaw {}
 unsafe impl Pod for PolicyCtKeyRaw {}
 unsafe impl Pod for PolicyCtValueRaw {}
-unsafe impl Pod for PolicyCounterKeyRaw {}
 unsafe impl Pod for PolicyCounterRaw {}
 unsafe impl Pod for PolicyEventRaw {}
 
@@ -225,6 +226,12 @@ mod tests {
         );
         layout!(
             rust,
+            "fathom_policy_endpoint_slot",
+            PolicyEndpointSlotRaw,
+            [ifindex, endpoint_id]
+        );
+        layout!(
+            rust,
             "fathom_policy_state",
             PolicyStateRaw,
             [generation, pad]
@@ -256,12 +263,6 @@ mod tests {
                 action,
                 flags
             ]
-        );
-        layout!(
-            rust,
-            "fathom_policy_counter_key",
-            PolicyCounterKeyRaw,
-            [slot, decision_id]
         );
         layout!(
             rust,

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use fathom_bpf::policy::{PolicyConfig, PolicyDatapath, PolicyVerdictEvent};
+use fathom_bpf::policy::{ApplyReport, PolicyConfig, PolicyDatapath, PolicyVerdictEvent};
 use fathom_policy::{Compiled, L4};
 use libbpf_rs::RingBuffer;
 
@@ -102,18 +102,9 @@ impl Kernel {
         Self { dp, events, rb }
     }
 
-    pub fn apply(&mut self, c: &Compiled) {
-        let policy: Vec<_> = c
-            .policy_map_entries()
-            .iter()
-            .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-            .collect();
-        let ipcache: Vec<_> = c
-            .ipcache_map_entries()
-            .iter()
-            .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
-            .collect();
-        self.dp.apply(&policy, &ipcache).expect("apply");
+    pub fn apply(&mut self, c: &Compiled) -> ApplyReport {
+        let (policy, ipcache) = map_entries(c);
+        self.dp.apply(&policy, &ipcache).expect("apply")
     }
 
     /// Events since the last call.
@@ -139,4 +130,24 @@ impl Kernel {
     pub fn poll(&self) {
         let _ = self.rb.poll(Duration::from_millis(1));
     }
+}
+
+/// Policy map entries as the datapath takes them.
+pub type PolicyEntries = Vec<([u8; 16], [u8; 8])>;
+/// Ipcache entries as the datapath takes them.
+pub type IpcacheEntries = Vec<([u8; 20], [u8; 8])>;
+
+/// A compiled policy's map entries as the datapath takes them: (policy, ipcache).
+pub fn map_entries(c: &Compiled) -> (PolicyEntries, IpcacheEntries) {
+    let policy = c
+        .policy_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    let ipcache = c
+        .ipcache_map_entries()
+        .iter()
+        .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+        .collect();
+    (policy, ipcache)
 }
