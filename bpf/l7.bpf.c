@@ -39,6 +39,8 @@ const volatile __u32 capture_bytes = FATHOM_L7_DEFAULT_CAP;
 const volatile __u32 self_tgid = 0;
 /* TLS connections are shipped up to this many bytes (the handshake), then muted. */
 const volatile __u32 tls_handshake_bytes = 16384;
+/* The reader is woken when this many bytes wait in the ring (see ring_flags). */
+const volatile __u32 wakeup_bytes = 1 << 20;
 
 enum conn_state {
 	ST_NOT_SOCKET = 1, /* a file, pipe, unix socket…: ignored until closed */
@@ -128,6 +130,18 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } l7_counters SEC(".maps");
+
+/*
+ * Events are written without waking the reader, which polls the ring on a short timer, unless
+ * a batch of wakeup_bytes is waiting: a wakeup per event (the default) costs an irq_work and
+ * two context switches per event on a busy node, far more than the event itself.
+ */
+static __always_inline __u64 ring_flags(void)
+{
+	return bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void count(__u32 idx, __u64 n)
 {
@@ -566,7 +580,7 @@ static __always_inline int ship(struct scratch *s, struct conn *c, __u64 id, __s
 	__u64 size = sizeof(struct fathom_l7_event) + n;
 	if (size > sizeof(struct scratch))
 		return 0;
-	if (bpf_ringbuf_output(&l7_events, s, size, 0)) {
+	if (bpf_ringbuf_output(&l7_events, s, size, ring_flags())) {
 		count(FATHOM_L7_CNT_EVENTS_LOST, 1);
 		return 0;
 	}
@@ -793,7 +807,7 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx)
 			struct sock *sk = (struct sock *)c->sk;
 			e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 			process_comm(e->comm);
-			bpf_ringbuf_submit(e, 0);
+			bpf_ringbuf_submit(e, ring_flags());
 			count(FATHOM_L7_CNT_EVENTS_SENT, 1);
 		} else {
 			count(FATHOM_L7_CNT_EVENTS_LOST, 1);
