@@ -88,7 +88,7 @@ enum call_kind {
 	CALL_MMSG = 3, /* sendmmsg/recvmmsg: the first message of the vector */
 };
 
-/* A syscall in flight on a watched socket, keyed by pid_tgid (one per thread). */
+/* A syscall in flight on a watched socket, in its thread's task storage; kind 0: none. */
 struct call_args {
 	__u64 buf; /* CALL_BUF: buffer; CALL_IOV: struct iovec array */
 	__u64 addr; /* user sockaddr of the peer (UDP sendto/recvfrom/msg_name), 0 if none */
@@ -99,10 +99,14 @@ struct call_args {
 	__u8 pad[6];
 };
 
+/*
+ * Task storage, not a hash by pid_tgid: every syscall exit of every thread looks here, and a
+ * task storage lookup is a few loads from the task where a hash lookup hashes and walks.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct call_args);
 } l7_calls SEC(".maps");
 
@@ -223,15 +227,16 @@ static __always_inline int enter(__s32 fd, __u64 buf, __u32 iovcnt, __u64 addr, 
 		count(FATHOM_L7_CNT_CALLS_MUTED, 1);
 		return 0;
 	}
-	struct call_args a = {
-		.buf = buf,
-		.addr = addr,
-		.iovcnt = iovcnt,
-		.fd = fd,
-		.kind = kind,
-		.direction = direction,
-	};
-	bpf_map_update_elem(&l7_calls, &id, &a, BPF_ANY);
+	struct call_args *a = bpf_task_storage_get(&l7_calls, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->buf = buf;
+	a->addr = addr;
+	a->iovcnt = iovcnt;
+	a->fd = fd;
+	a->kind = kind;
+	a->direction = direction;
 	return 0;
 }
 
@@ -474,11 +479,11 @@ static __always_inline int ship(struct scratch *s, struct conn *c, __u64 id, __s
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_args *ap = bpf_map_lookup_elem(&l7_calls, &id);
-	if (!ap)
+	struct call_args *ap = bpf_task_storage_get(&l7_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!ap || !ap->kind)
 		return 0;
 	struct call_args a = *ap;
-	bpf_map_delete_elem(&l7_calls, &id);
+	ap->kind = 0;
 	if (ret <= 0)
 		return 0;
 	if (a.kind == CALL_MMSG) {
