@@ -39,6 +39,8 @@ const volatile __u32 capture_bytes = FATHOM_L7_DEFAULT_CAP;
 const volatile __u32 self_tgid = 0;
 /* TLS connections are shipped up to this many bytes (the handshake), then muted. */
 const volatile __u32 tls_handshake_bytes = 16384;
+/* The reader is woken when this many bytes wait in the ring (see ring_flags). */
+const volatile __u32 wakeup_bytes = 1 << 20;
 
 enum conn_state {
 	ST_NOT_SOCKET = 1, /* a file, pipe, unix socket…: ignored until closed */
@@ -86,7 +88,7 @@ enum call_kind {
 	CALL_MMSG = 3, /* sendmmsg/recvmmsg: the first message of the vector */
 };
 
-/* A syscall in flight on a watched socket, keyed by pid_tgid (one per thread). */
+/* A syscall in flight on a watched socket, in its thread's task storage; kind 0: none. */
 struct call_args {
 	__u64 buf; /* CALL_BUF: buffer; CALL_IOV: struct iovec array */
 	__u64 addr; /* user sockaddr of the peer (UDP sendto/recvfrom/msg_name), 0 if none */
@@ -97,10 +99,14 @@ struct call_args {
 	__u8 pad[6];
 };
 
+/*
+ * Task storage, not a hash by pid_tgid: every syscall exit of every thread looks here, and a
+ * task storage lookup is a few loads from the task where a hash lookup hashes and walks.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct call_args);
 } l7_calls SEC(".maps");
 
@@ -128,6 +134,18 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } l7_counters SEC(".maps");
+
+/*
+ * Events are written without waking the reader, which polls the ring on a short timer, unless
+ * a batch of wakeup_bytes is waiting: a wakeup per event (the default) costs an irq_work and
+ * two context switches per event on a busy node, far more than the event itself.
+ */
+static __always_inline __u64 ring_flags(void)
+{
+	return bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void count(__u32 idx, __u64 n)
 {
@@ -209,15 +227,16 @@ static __always_inline int enter(__s32 fd, __u64 buf, __u32 iovcnt, __u64 addr, 
 		count(FATHOM_L7_CNT_CALLS_MUTED, 1);
 		return 0;
 	}
-	struct call_args a = {
-		.buf = buf,
-		.addr = addr,
-		.iovcnt = iovcnt,
-		.fd = fd,
-		.kind = kind,
-		.direction = direction,
-	};
-	bpf_map_update_elem(&l7_calls, &id, &a, BPF_ANY);
+	struct call_args *a = bpf_task_storage_get(&l7_calls, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->buf = buf;
+	a->addr = addr;
+	a->iovcnt = iovcnt;
+	a->fd = fd;
+	a->kind = kind;
+	a->direction = direction;
 	return 0;
 }
 
@@ -460,11 +479,11 @@ static __always_inline int ship(struct scratch *s, struct conn *c, __u64 id, __s
 static __always_inline int leave(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_args *ap = bpf_map_lookup_elem(&l7_calls, &id);
-	if (!ap)
+	struct call_args *ap = bpf_task_storage_get(&l7_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!ap || !ap->kind)
 		return 0;
 	struct call_args a = *ap;
-	bpf_map_delete_elem(&l7_calls, &id);
+	ap->kind = 0;
 	if (ret <= 0)
 		return 0;
 	if (a.kind == CALL_MMSG) {
@@ -566,7 +585,7 @@ static __always_inline int ship(struct scratch *s, struct conn *c, __u64 id, __s
 	__u64 size = sizeof(struct fathom_l7_event) + n;
 	if (size > sizeof(struct scratch))
 		return 0;
-	if (bpf_ringbuf_output(&l7_events, s, size, 0)) {
+	if (bpf_ringbuf_output(&l7_events, s, size, ring_flags())) {
 		count(FATHOM_L7_CNT_EVENTS_LOST, 1);
 		return 0;
 	}
@@ -793,7 +812,7 @@ int l7_enter_close(struct trace_event_raw_sys_enter *ctx)
 			struct sock *sk = (struct sock *)c->sk;
 			e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 			process_comm(e->comm);
-			bpf_ringbuf_submit(e, 0);
+			bpf_ringbuf_submit(e, ring_flags());
 			count(FATHOM_L7_CNT_EVENTS_SENT, 1);
 		} else {
 			count(FATHOM_L7_CNT_EVENTS_LOST, 1);

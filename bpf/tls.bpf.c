@@ -28,13 +28,15 @@ struct tls_call {
 	__s32 fd;  /* socket used during the call, -1 until a syscall is seen */
 	__u8 direction;
 	__u8 ex;
-	__u8 pad[2];
+	__u8 active; /* a call is in flight */
+	__u8 pad;
 };
 
+/* Per thread, in task storage: every syscall entry on a socket looks here (tls_note_fd). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tls_call);
 } l7_tls_calls SEC(".maps");
 
@@ -59,8 +61,8 @@ struct {
  */
 static __always_inline int tls_note_fd(__u64 id, __s32 fd, struct conn *c)
 {
-	struct tls_call *t = bpf_map_lookup_elem(&l7_tls_calls, &id);
-	if (!t)
+	struct tls_call *t = bpf_task_storage_get(&l7_tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!t || !t->active)
 		return 0;
 	if (t->fd < 0) {
 		t->fd = fd;
@@ -78,15 +80,17 @@ int BPF_UPROBE(tls_enter, void *ssl, void *buf, __u64 num, void *out)
 	if ((__u32)(id >> 32) == self_tgid)
 		return 0;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	struct tls_call t = {
-		.ssl = (__u64)ssl,
-		.buf = (__u64)buf,
-		.out = (cookie & FATHOM_TLS_COOKIE_EX) ? (__u64)out : 0,
-		.fd = -1,
-		.direction = (cookie & FATHOM_TLS_COOKIE_READ) ? FATHOM_L7_INGRESS : FATHOM_L7_EGRESS,
-		.ex = (cookie & FATHOM_TLS_COOKIE_EX) ? 1 : 0,
-	};
-	bpf_map_update_elem(&l7_tls_calls, &id, &t, BPF_ANY);
+	struct tls_call *t = bpf_task_storage_get(&l7_tls_calls, bpf_get_current_task_btf(), 0,
+						  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t)
+		return 0;
+	t->ssl = (__u64)ssl;
+	t->buf = (__u64)buf;
+	t->out = (cookie & FATHOM_TLS_COOKIE_EX) ? (__u64)out : 0;
+	t->fd = -1;
+	t->direction = (cookie & FATHOM_TLS_COOKIE_READ) ? FATHOM_L7_INGRESS : FATHOM_L7_EGRESS;
+	t->ex = (cookie & FATHOM_TLS_COOKIE_EX) ? 1 : 0;
+	t->active = 1;
 	return 0;
 }
 
@@ -94,11 +98,11 @@ SEC("uretprobe")
 int BPF_URETPROBE(tls_exit, long rc)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *tp = bpf_map_lookup_elem(&l7_tls_calls, &id);
-	if (!tp)
+	struct tls_call *tp = bpf_task_storage_get(&l7_tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!tp || !tp->active)
 		return 0;
 	struct tls_call t = *tp;
-	bpf_map_delete_elem(&l7_tls_calls, &id);
+	tp->active = 0;
 
 	/* SSL_read/SSL_write return an int: bytes moved, or <= 0. */
 	long ret = (int)rc;

@@ -8,7 +8,7 @@
 //! events, and a stream that cannot be parsed is dropped and counted, never stalling others.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -63,6 +63,9 @@ pub struct L7Status {
 
 /// libssl files are looked for in new and exec'd processes this often.
 const TLS_RESCAN: Duration = Duration::from_secs(2);
+/// The ring is read at least this often (the kernel wakes the reader early only when a large
+/// batch waits): the delay a record can get, against a wakeup per event.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What the L7 thread publishes into.
 pub struct L7Io {
@@ -156,12 +159,22 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                     return;
                 }
             };
-            let queue: Rc<RefCell<VecDeque<L7Event>>> = Rc::default();
-            let sink = Rc::clone(&queue);
+            // Events go from the ring straight into the streams (no queue, no copy): the
+            // callback runs inside `rb.poll`, never while the loop below holds `intake`.
+            let intake = Rc::new(RefCell::new(Intake {
+                streams: SocketStreams::new(LiveOptions {
+                    max_streams: cfg.max_streams,
+                    ..Default::default()
+                }),
+                out: Vec::new(),
+                events: 0,
+                inventory: Inventory::current(),
+            }));
+            let sink = Rc::clone(&intake);
             let bad = Arc::new(AtomicU64::new(0));
             let bad_sink = Arc::clone(&bad);
             let rb = match sensor.ring_buffer(
-                move |e| sink.borrow_mut().push_back(e),
+                move |e| sink.borrow_mut().take(e),
                 move || {
                     bad_sink.fetch_add(1, Ordering::Relaxed);
                 },
@@ -183,25 +196,22 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
             let mut next_tls_scan = Instant::now() + TLS_RESCAN;
             let _ = ready_tx.send(Ok(()));
 
-            let mut streams = SocketStreams::new(LiveOptions {
-                max_streams: cfg.max_streams,
-                ..Default::default()
-            });
             let status = Arc::clone(&io.status);
             let mut p = Publisher {
                 io,
-                inventory: Inventory::current(),
+                inventory: Arc::clone(&intake.borrow().inventory),
                 clock: BootClock::new(),
             };
-            let mut events = 0u64;
-            let mut out = Vec::new();
             let mut next_refresh = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let _ = rb.poll(Duration::from_millis(100));
-                drain(&queue, &mut streams, &mut out, &mut events, &p.inventory);
-                streams.flush(boot_ns(), &mut out);
-                for r in out.drain(..) {
-                    p.publish(r);
+                let _ = rb.poll(POLL_INTERVAL);
+                {
+                    let mut st = intake.borrow_mut();
+                    let st = &mut *st;
+                    st.streams.flush(boot_ns(), &mut st.out);
+                    for r in st.out.drain(..) {
+                        p.publish(r);
+                    }
                 }
                 if Instant::now() >= next_tls_scan {
                     tls.rescan(&sensor);
@@ -209,19 +219,23 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
                 }
                 if Instant::now() >= next_refresh {
                     p.inventory = Inventory::current();
-                    if let Ok(mut st) = status.lock() {
-                        fill_status(&mut st, &sensor, &streams, events, &bad, &attach);
-                        st.tls_libraries = tls.attached();
-                        st.warnings.extend(tls.warnings.iter().cloned());
+                    let st = &mut *intake.borrow_mut();
+                    st.inventory = Arc::clone(&p.inventory);
+                    if let Ok(mut s) = status.lock() {
+                        fill_status(&mut s, &sensor, &st.streams, st.events, &bad, &attach);
+                        s.tls_libraries = tls.attached();
+                        s.warnings.extend(tls.warnings.iter().cloned());
                     }
                     next_refresh = Instant::now() + Duration::from_secs(1);
                 }
             }
-            let _ = rb.consume();
-            drain(&queue, &mut streams, &mut out, &mut events, &p.inventory);
-            streams.finish_all(boot_ns(), &mut out);
-            for r in out.drain(..) {
-                p.publish(r);
+            let _ = rb.poll(Duration::ZERO);
+            {
+                let st = &mut *intake.borrow_mut();
+                st.streams.finish_all(boot_ns(), &mut st.out);
+                for r in st.out.drain(..) {
+                    p.publish(r);
+                }
             }
             drop(rb);
             drop(tls);
@@ -241,22 +255,24 @@ pub fn start(cfg: L7LiveConfig, io: L7Io, stop: Arc<AtomicBool>) -> anyhow::Resu
     }
 }
 
-fn drain(
-    queue: &RefCell<VecDeque<L7Event>>,
-    streams: &mut SocketStreams,
-    out: &mut Vec<L7Record>,
-    events: &mut u64,
-    inventory: &Inventory,
-) {
-    loop {
-        // One event at a time: the ringbuf callback is not running while we hold it.
-        let Some(e) = queue.borrow_mut().pop_front() else {
-            break;
-        };
-        *events += 1;
+/// The streams and the records they completed, fed by the ring callback.
+struct Intake {
+    streams: SocketStreams,
+    out: Vec<L7Record>,
+    events: u64,
+    inventory: Arc<Inventory>,
+}
+
+impl Intake {
+    fn take(&mut self, e: &L7Event) {
+        self.events += 1;
         match e.kind {
-            L7EventKind::Data => streams.feed(&chunk_of(&e, inventory), out),
-            L7EventKind::Close => streams.close(e.pid, e.fd, e.cookie, e.ts_ns, out),
+            L7EventKind::Data => self
+                .streams
+                .feed(&chunk_of(e, &self.inventory), &mut self.out),
+            L7EventKind::Close => self
+                .streams
+                .close(e.pid, e.fd, e.cookie, e.ts_ns, &mut self.out),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod tls;
 use std::collections::BTreeMap;
 use std::mem::{size_of, MaybeUninit};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{
@@ -18,20 +19,22 @@ use libbpf_rs::{
 };
 
 use crate::abi::l7::{self as l7abi, L7Counter, L7EventRaw, L7_COUNTER_MAX};
-use crate::abi::{c_str, Pod};
+use crate::abi::Pod;
 use crate::error::BpfError;
 use crate::events::ip_from_raw;
 use crate::sensors::AttachPoint;
 use crate::skel::l7::{L7Skel, L7SkelBuilder};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum L7EventKind {
+    #[default]
     Data,
     Close,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum L7Role {
+    #[default]
     Unknown,
     /// connect() was called on this socket.
     Client,
@@ -66,44 +69,86 @@ pub struct L7Event {
     pub data: Vec<u8>,
 }
 
+impl Default for L7Event {
+    fn default() -> Self {
+        let unspecified = SocketAddr::from(([0u8; 4], 0));
+        L7Event {
+            kind: L7EventKind::Data,
+            ts_ns: 0,
+            pid: 0,
+            tid: 0,
+            fd: -1,
+            cookie: 0,
+            cgroup_id: 0,
+            ret: 0,
+            egress: false,
+            protocol_guess: 0,
+            role: L7Role::Unknown,
+            truncated: false,
+            tls: false,
+            l4proto: 0,
+            local: unspecified,
+            remote: unspecified,
+            comm: String::new(),
+            data: Vec::new(),
+        }
+    }
+}
+
 /// A record of `l7.bpf.c`: the fixed header then `data_len` bytes. `None` when the record is
 /// shorter than it claims or claims more than the kernel can send.
 pub fn decode(bytes: &[u8]) -> Option<L7Event> {
-    let h = L7EventRaw::from_bytes(bytes)?;
+    let mut e = L7Event::default();
+    decode_into(bytes, &mut e).then_some(e)
+}
+
+/// [`decode`] into an event whose buffers are reused (the ring reader decodes every record
+/// into the same one: no allocation per event). Returns false, `e` unspecified, when the
+/// record does not decode.
+pub fn decode_into(bytes: &[u8], e: &mut L7Event) -> bool {
+    let Some(h) = L7EventRaw::from_bytes(bytes) else {
+        return false;
+    };
     let kind = match h.r#type {
         l7abi::EV_L7_DATA => L7EventKind::Data,
         l7abi::EV_L7_CLOSE => L7EventKind::Close,
-        _ => return None,
+        _ => return false,
     };
     let len = h.data_len as usize;
     if len > l7abi::L7_MAX_DATA {
-        return None;
+        return false;
     }
-    let data = bytes.get(size_of::<L7EventRaw>()..size_of::<L7EventRaw>() + len)?;
-    Some(L7Event {
-        kind,
-        ts_ns: h.ts_ns,
-        pid: h.pid,
-        tid: h.tid,
-        fd: h.fd,
-        cookie: h.cookie,
-        cgroup_id: h.cgroup_id,
-        ret: h.ret,
-        egress: h.direction == l7abi::L7_EGRESS,
-        protocol_guess: h.protocol,
-        role: match h.role {
-            l7abi::L7_ROLE_CLIENT => L7Role::Client,
-            l7abi::L7_ROLE_SERVER => L7Role::Server,
-            _ => L7Role::Unknown,
-        },
-        truncated: h.flags & l7abi::L7_F_TRUNCATED != 0,
-        tls: h.flags & l7abi::L7_F_TLS != 0,
-        l4proto: h.l4proto,
-        local: SocketAddr::new(ip_from_raw(&h.local_addr), h.local_port),
-        remote: SocketAddr::new(ip_from_raw(&h.remote_addr), h.remote_port),
-        comm: c_str(&h.comm),
-        data: data.to_vec(),
-    })
+    let Some(data) = bytes.get(size_of::<L7EventRaw>()..size_of::<L7EventRaw>() + len) else {
+        return false;
+    };
+    e.kind = kind;
+    e.ts_ns = h.ts_ns;
+    e.pid = h.pid;
+    e.tid = h.tid;
+    e.fd = h.fd;
+    e.cookie = h.cookie;
+    e.cgroup_id = h.cgroup_id;
+    e.ret = h.ret;
+    e.egress = h.direction == l7abi::L7_EGRESS;
+    e.protocol_guess = h.protocol;
+    e.role = match h.role {
+        l7abi::L7_ROLE_CLIENT => L7Role::Client,
+        l7abi::L7_ROLE_SERVER => L7Role::Server,
+        _ => L7Role::Unknown,
+    };
+    e.truncated = h.flags & l7abi::L7_F_TRUNCATED != 0;
+    e.tls = h.flags & l7abi::L7_F_TLS != 0;
+    e.l4proto = h.l4proto;
+    e.local = SocketAddr::new(ip_from_raw(&h.local_addr), h.local_port);
+    e.remote = SocketAddr::new(ip_from_raw(&h.remote_addr), h.remote_port);
+    let comm = &h.comm[..h.comm.iter().position(|&b| b == 0).unwrap_or(h.comm.len())];
+    if e.comm.as_bytes() != comm {
+        e.comm.clear();
+        e.comm.push_str(&String::from_utf8_lossy(comm));
+    }
+    e.data.clear();
+    e.data.extend_from_slice(data);
+    true
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +161,9 @@ pub struct L7Config {
     pub connections: u32,
     /// This process's tgid: its own sockets are never captured (no feedback loop).
     pub self_tgid: u32,
+    /// Bytes waiting in the ring before the kernel wakes the reader (which also polls on a
+    /// timer): batches instead of a wakeup per event.
+    pub wakeup_bytes: u32,
 }
 
 impl Default for L7Config {
@@ -125,7 +173,27 @@ impl Default for L7Config {
             ringbuf_bytes: 8 << 20,
             connections: 65536,
             self_tgid: std::process::id(),
+            wakeup_bytes: 1 << 20,
         }
+    }
+}
+
+/// The payload ring. The kernel writes without waking the reader until
+/// [`L7Config::wakeup_bytes`] wait: [`L7Ring::poll`] waits for that or its timeout, whichever
+/// comes first, then reads everything there is.
+pub struct L7Ring {
+    rb: RingBuffer<'static>,
+}
+
+impl L7Ring {
+    /// Wait up to `timeout` for a batch, then hand every waiting record to the callback.
+    pub fn poll(&self, timeout: Duration) -> Result<(), BpfError> {
+        let map_err = |source| BpfError::Map {
+            map: "l7_events",
+            source,
+        };
+        self.rb.poll(timeout).map_err(map_err)?;
+        self.rb.consume().map_err(map_err)
     }
 }
 
@@ -180,6 +248,8 @@ impl L7Sensor {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.capture_bytes = cfg.capture_bytes.clamp(1, l7abi::L7_MAX_DATA as u32);
             ro.self_tgid = cfg.self_tgid;
+            // A wakeup before the ring is half full, whatever the configured sizes.
+            ro.wakeup_bytes = cfg.wakeup_bytes.clamp(1, cfg.ringbuf_bytes.max(4096) / 2);
         }
         open.maps
             .l7_events
@@ -236,22 +306,21 @@ impl L7Sensor {
         })
     }
 
-    /// A reader of the payload ringbuf; records that do not decode go to `bad`.
-    pub fn ring_buffer<F, B>(
-        &self,
-        mut sink: F,
-        mut bad: B,
-    ) -> Result<RingBuffer<'static>, BpfError>
+    /// A reader of the payload ringbuf; records that do not decode go to `bad`. Every record
+    /// is decoded into the same [`L7Event`] (clone it to keep it).
+    pub fn ring_buffer<F, B>(&self, mut sink: F, mut bad: B) -> Result<L7Ring, BpfError>
     where
-        F: FnMut(L7Event) + 'static,
+        F: FnMut(&L7Event) + 'static,
         B: FnMut() + 'static,
     {
+        let mut event = L7Event::default();
         let mut builder = RingBufferBuilder::new();
         builder
             .add(&self.skel.maps.l7_events, move |data: &[u8]| {
-                match decode(data) {
-                    Some(ev) => sink(ev),
-                    None => bad(),
+                if decode_into(data, &mut event) {
+                    sink(&event);
+                } else {
+                    bad();
                 }
                 0
             })
@@ -259,10 +328,11 @@ impl L7Sensor {
                 map: "l7_events",
                 source: e,
             })?;
-        builder.build().map_err(|e| BpfError::Map {
+        let rb = builder.build().map_err(|e| BpfError::Map {
             map: "l7_events",
             source: e,
-        })
+        })?;
+        Ok(L7Ring { rb })
     }
 
     /// The per-CPU counters summed over CPUs, by name.

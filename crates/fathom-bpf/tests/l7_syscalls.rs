@@ -29,7 +29,7 @@ fn collect(s: &L7Sensor, until: impl Fn(&[L7Event]) -> bool) -> Vec<L7Event> {
         .ring_buffer(
             move |e| {
                 if e.pid == me {
-                    sink.borrow_mut().push(e)
+                    sink.borrow_mut().push(e.clone())
                 }
             },
             || panic!("undecodable l7 record"),
@@ -39,7 +39,7 @@ fn collect(s: &L7Sensor, until: impl Fn(&[L7Event]) -> bool) -> Vec<L7Event> {
     while Instant::now() < deadline && !until(&got.borrow()) {
         let _ = rb.poll(Duration::from_millis(50));
     }
-    let _ = rb.consume();
+    let _ = rb.poll(Duration::ZERO);
     drop(rb);
     Rc::try_unwrap(got)
         .map(|c| c.into_inner())

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use fathom_bpf::abi::l7::{L7Counter, L7_PROTO_HTTP, L7_PROTO_TLS};
 use fathom_bpf::l7::tls::{system_libssl, LibsslTracker};
-use fathom_bpf::l7::{L7Config, L7Event, L7EventKind, L7Role, L7Sensor};
-use libbpf_rs::RingBuffer;
+use fathom_bpf::l7::{L7Config, L7Event, L7EventKind, L7Ring, L7Role, L7Sensor};
 
 const SCRIPT: &str = r#"
 import os, socket, ssl, sys, threading
@@ -90,7 +89,7 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
 /// Events of one process, read while it runs: other processes on the host fill the shared
 /// ring too, so it is drained all along, not only once the process is done.
 struct Collector {
-    rb: RingBuffer<'static>,
+    rb: L7Ring,
     got: Rc<RefCell<Vec<L7Event>>>,
 }
 
@@ -102,7 +101,7 @@ impl Collector {
             .ring_buffer(
                 move |e| {
                     if e.pid == pid {
-                        sink.borrow_mut().push(e)
+                        sink.borrow_mut().push(e.clone())
                     }
                 },
                 || panic!("undecodable l7 record"),
@@ -130,7 +129,7 @@ impl Collector {
         while Instant::now() < deadline && !until(&self.got.borrow()) {
             self.poll();
         }
-        let _ = self.rb.consume();
+        let _ = self.rb.poll(Duration::ZERO);
         drop(self.rb);
         Rc::try_unwrap(self.got)
             .map(|c| c.into_inner())

@@ -482,9 +482,28 @@ impl Http1Parser {
     /// input is rejected where llhttp rejects it, even if the head never ends. Returns the
     /// start of the first bad line. Lines are judged in order, so the answer does not depend
     /// on how the stream was chunked.
-    fn strict_check(&mut self, dir: Direction) -> Option<(usize, String)> {
+    /// A head found whole and clean is left in `clean` with its length (parsed without the
+    /// headers kept), so that the caller need not parse it again.
+    fn strict_check(
+        &mut self,
+        dir: Direction,
+        clean: &mut Option<(usize, Head)>,
+    ) -> Option<(usize, String)> {
         let r = self.reader(dir);
         let role = r.role;
+        // Each header line is probed as the end of a head (below) to name the first bad one.
+        // When the whole head is here and parses clean, every probe would pass (httparse
+        // judges line by line, and a framing error once set is never cleared by later
+        // headers): one parse instead of one per line, and only the line checks remain.
+        let from = r.checked.saturating_sub(2);
+        *clean = memchr::memmem::find(&r.buf[from..], b"\r\n\r\n").and_then(|p| {
+            let end = from + p + 4;
+            match framing::parse_head(role, &r.buf[..end], false, false) {
+                Ok(h) if h.framing_error.is_none() => Some((end, h)),
+                _ => None,
+            }
+        });
+        let probe = clean.is_none();
         while let Some(nl) = r.buf[r.checked..]
             .iter()
             .position(|b| *b == b'\n')
@@ -504,6 +523,10 @@ impl Http1Parser {
             }
             if start > 0 && matches!(line.first(), Some(b' ') | Some(b'\t')) {
                 return Some((start, "whitespace at the start of a header line".into()));
+            }
+            if !probe {
+                r.checked = end;
+                continue;
             }
             let mut probe = r.buf[..end].to_vec();
             probe.extend_from_slice(b"\r\n");
@@ -584,8 +607,9 @@ impl Http1Parser {
                 }
             }
         }
+        let mut clean = None;
         if !lenient {
-            if let Some((at, why)) = self.strict_check(dir) {
+            if let Some((at, why)) = self.strict_check(dir, &mut clean) {
                 // The bad line itself is skipped; resync looks from the next line on.
                 return take - self.abandon_head(dir, at, false, why, take);
             }
@@ -612,7 +636,11 @@ impl Http1Parser {
         let used = end - before;
         let buf = r.buf.take();
         let head_ts = r.head_ts;
-        let parsed = match framing::parse_head(r.role, &buf[..end], keep, lenient) {
+        let whole = match clean {
+            Some((len, h)) if len == end && !keep => Ok(h),
+            _ => framing::parse_head(r.role, &buf[..end], keep, lenient),
+        };
+        let parsed = match whole {
             Ok(h) => Ok(h),
             Err(e) => match (r.role, framing::http09_request(&buf[..end])) {
                 (Role::Request, Some((h, n)))
