@@ -58,7 +58,7 @@ sleep 1
 
 start_agent() { # extra flags...
 	# --policy-pin-root off: policy enforcement (empty here) goes with the agent, no pins left.
-	"$FATHOM" agent --attach lab --web-address off --no-store --policy-pin-root off --socket "$dir/agent.sock" "$@" \
+	"$FATHOM" agent --attach lab --lab "$lab" --web-address off --no-store --policy-pin-root off --socket "$dir/agent.sock" "$@" \
 		>/dev/null 2>"$dir/agent.log" &
 	agent_pid=$!
 	for _ in $(seq 100); do
