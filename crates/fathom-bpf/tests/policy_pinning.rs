@@ -100,7 +100,10 @@ fn a_second_load_re_adopts_the_pinned_state() {
     assert_eq!(dp.stats()["dropped"], 1);
     let before = slots(&dp);
     let counters_before = dp.counters();
-    assert!(!counters_before.is_empty(), "the probes counted under their decisions");
+    assert!(
+        !counters_before.is_empty(),
+        "the probes counted under their decisions"
+    );
     drop(dp);
 
     let (mut dp, found) = PolicyDatapath::load_pinned(&cfg, &root).expect("reload");
