@@ -48,9 +48,9 @@ pub struct ReplayArgs {
     /// Print capture statistics (packets, reassembly, per protocol) to stderr.
     #[arg(long)]
     stats: bool,
-    /// Threads running the flow engines (0: one per core). The output is the same whatever
-    /// the count.
-    #[arg(long, default_value_t = 1)]
+    /// Threads running the flow engines (0: one per core, the default; 1 on a busy machine).
+    /// The output is the same whatever the count.
+    #[arg(long, default_value_t = 0)]
     threads: usize,
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     output: Format,

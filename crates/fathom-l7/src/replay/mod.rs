@@ -48,10 +48,11 @@ pub struct ReplayOptions {
     pub node: String,
     /// Threads running the flow engines of `replay_file` and `replay_reader` (0: one per
     /// available core). The records and statistics are the same whatever the count, except
-    /// which flows are evicted at `max_flows` (split between the threads). One by default:
-    /// on the 2-vCPU machine it was measured on, sharding cost about a third more CPU in
-    /// all (merging the shards' records, a copy of each into new memory) and was not faster;
-    /// `replay_vs_tshark` prints both for the machine at hand.
+    /// which flows are evicted at `max_flows` (split between the threads). One per core by
+    /// default: on a quiet 2-vCPU machine the mixed bench capture replays in 0.40 s sharded
+    /// against 0.72 s on one thread (`replay_vs_tshark` prints both for the machine at hand);
+    /// sharding costs some CPU in all (the packet side is one thread, records are merged), so
+    /// `1` is the choice on a busy machine.
     pub threads: usize,
 }
 
@@ -69,7 +70,7 @@ impl Default for ReplayOptions {
             udp_idle_timeout_ns: 60_000_000_000,
             closed_linger_ns: 5_000_000_000,
             node: "replay".into(),
-            threads: 1,
+            threads: 0,
         }
     }
 }
