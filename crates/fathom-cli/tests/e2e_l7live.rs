@@ -17,6 +17,13 @@ fn l7_agent(lab: &LabGuard) -> Agent {
     Agent::start_with(lab, &["--web-address", "off", "--l7"])
 }
 
+/// The one HTTP record of `method path` among `http`.
+fn http_request<'a>(http: &[&'a Value], path: &str, method: &str) -> &'a Value {
+    http.iter()
+        .find(|r| r["http"]["path"] == path && r["http"]["method"] == method)
+        .unwrap_or_else(|| panic!("no {method} {path} in {http:#?}"))
+}
+
 /// L7 records of one protocol (by the detail's key).
 fn l7_of<'a>(recs: &'a [Value], proto: &str) -> Vec<&'a Value> {
     recs.iter()
@@ -184,12 +191,7 @@ fn http1_curl_to_nginx_with_tshark_oracle() {
         3,
         "exactly one record per request (client side only): {http:#?}"
     );
-    let find = |path: &str, method: &str| {
-        *http
-            .iter()
-            .find(|r| r["http"]["path"] == path && r["http"]["method"] == method)
-            .unwrap_or_else(|| panic!("no {method} {path} in {http:#?}"))
-    };
+    let find = |path: &str, method: &str| http_request(&http, path, method);
     let ok = find("/file", "GET");
     assert_eq!(ok["http"]["status"], 200);
     assert_eq!(ok["http"]["response_content_length"], 1000);
@@ -916,12 +918,7 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
         3,
         "one record per request: curl's plaintext, not nginx's too: {http:#?}"
     );
-    let find = |path: &str, method: &str| {
-        *http
-            .iter()
-            .find(|r| r["http"]["path"] == path && r["http"]["method"] == method)
-            .unwrap_or_else(|| panic!("no {method} {path} in {http:#?}"))
-    };
+    let find = |path: &str, method: &str| http_request(&http, path, method);
     for (r, status, pid) in [
         (find("/file", "GET"), 200, pid_ok),
         (find("/missing?tls=1", "GET"), 404, pid_nf),
