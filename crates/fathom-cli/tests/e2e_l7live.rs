@@ -262,14 +262,7 @@ fn http1_curl_to_nginx_with_tshark_oracle() {
         assert!(with(&["--protocol", "dns"]).is_empty());
     }
 
-    // The L7 status is refreshed every second.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while u64_of(&agent.status(), &["l7", "kernel", "peer_local"]) < 3
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let st = agent.status();
+    let st = agent.wait_status(|st| u64_of(st, &["l7", "kernel", "peer_local"]) >= 3);
     assert_eq!(
         u64_of(&st, &["l7", "kernel", "events_lost"]),
         0,
@@ -438,9 +431,7 @@ fn redis_server(b: &fathom_lab::LabPod) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server (apt-get install redis-server)");
-    let bg = Bg(child);
-    b.wait_for_tcp_listen(6379, Duration::from_secs(10))
-        .expect("redis listening on :6379");
+    let bg = listening(b, child, 6379, Duration::from_secs(10), "redis");
     Server { _bg: bg, _dir: dir }
 }
 
@@ -606,9 +597,7 @@ fn postgres(pod: &fathom_lab::LabPod) -> Option<Server> {
         .stderr(Stdio::null())
         .spawn()
         .expect("postgres");
-    let bg = Bg(child);
-    pod.wait_for_tcp_listen(5432, Duration::from_secs(20))
-        .expect("postgres listening on :5432");
+    let bg = listening(pod, child, 5432, Duration::from_secs(20), "postgres");
     Some(Server { _bg: bg, _dir: dir })
 }
 
@@ -692,9 +681,7 @@ fn mariadb(pod: &fathom_lab::LabPod) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("mariadbd");
-    let bg = Bg(child);
-    pod.wait_for_tcp_listen(3306, Duration::from_secs(30))
-        .expect("mariadbd listening on :3306");
+    let bg = listening(pod, child, 3306, Duration::from_secs(30), "mariadbd");
     Server { _bg: bg, _dir: dir }
 }
 
@@ -789,9 +776,7 @@ fn grpc_python_client_to_server() {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 grpc server (apt-get install python3-grpcio)");
-    let _server = Bg(server);
-    b.wait_for_tcp_listen(50051, Duration::from_secs(20))
-        .expect("grpc server listening on :50051");
+    let _server = listening(&b, server, 50051, Duration::from_secs(20), "grpc server");
     let client = dir.path().join("client.py");
     let (pid, out) = run_in(
         &a,
@@ -959,7 +944,7 @@ fn https_curl_to_nginx_plaintext_through_openssl_uprobes() {
         );
     }
 
-    let st = agent.status();
+    let st = agent.wait_status(|st| u64_of(st, &["l7", "kernel", "tls_events"]) >= 6);
     let libs = st["l7"]["tls_libraries"]
         .as_object()
         .cloned()

@@ -204,6 +204,20 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+
+    /// `fathom status` once `pred` holds of it, or the last one after 5 s (the caller's
+    /// assertions then say what is missing). Parts of the status (L7, shield) are refreshed
+    /// every second, so what the records already show may not be counted there yet.
+    pub fn wait_status(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let st = self.status();
+            if pred(&st) || Instant::now() > deadline {
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl Agent {
@@ -297,10 +311,21 @@ http {{
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nginx (apt-get install nginx)");
-    // Owned before the wait so that a failed wait still stops nginx.
+    listening(pod, child, port, Duration::from_secs(10), "nginx")
+}
+
+/// `child`, a server started in `pod`, once it listens on TCP `port`. Owned before the wait so
+/// that a failed wait still stops it.
+pub fn listening(
+    pod: &fathom_lab::LabPod,
+    child: Child,
+    port: u16,
+    timeout: Duration,
+    what: &str,
+) -> Bg {
     let bg = Bg(child);
-    pod.wait_for_tcp_listen(port, Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("nginx listening on :{port}: {e}"));
+    pod.wait_for_tcp_listen(port, timeout)
+        .unwrap_or_else(|e| panic!("{what} listening on :{port}: {e}"));
     bg
 }
 
@@ -316,10 +341,7 @@ pub fn http_server(pod: &fathom_lab::LabPod, dir: &Path, port: u16) -> Bg {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 http.server");
-    let bg = Bg(child);
-    pod.wait_for_tcp_listen(port, Duration::from_secs(10))
-        .expect("http.server listening");
-    bg
+    listening(pod, child, port, Duration::from_secs(10), "http.server")
 }
 
 /// A loopback port nobody listens on right now.
